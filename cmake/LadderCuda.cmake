@@ -1,0 +1,43 @@
+# Optional CUDA backend. LADDER_CUDA=AUTO builds it when a toolkit is found, ON requires it, OFF skips it.
+# The backend links the CUDA runtime statically plus cuBLAS and NCCL, never libcuda (the driver), so the
+# binary starts on machines without a GPU and reports "no device" at run time.
+set(LADDER_WITH_CUDA OFF)
+# Accept any CMake boolean spelling (on, TRUE, 0, ...) besides AUTO.
+string(TOUPPER "${LADDER_CUDA}" _ladder_cuda_mode)
+if(NOT _ladder_cuda_mode STREQUAL "AUTO")
+  if(LADDER_CUDA)
+    set(_ladder_cuda_mode ON)
+  else()
+    set(_ladder_cuda_mode OFF)
+  endif()
+endif()
+if(NOT _ladder_cuda_mode STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # "native" fails on a machine without a GPU; default to Hopper (sm_90). A user's
+    # -DCMAKE_CUDA_ARCHITECTURES="80;90" (or the CUDAARCHS environment variable) wins: a cache entry
+    # that already exists is never overwritten.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
+      set(CMAKE_CUDA_ARCHITECTURES 90 CACHE STRING "CUDA architectures to build for (e.g. 80;90)")
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    find_library(LADDER_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/lib/x86_64-linux-gnu)
+    find_path(LADDER_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/include)
+    if(LADDER_NCCL_LIBRARY AND LADDER_NCCL_INCLUDE)
+      set(LADDER_WITH_CUDA ON)
+    elseif(_ladder_cuda_mode STREQUAL "ON")
+      message(FATAL_ERROR "LADDER_CUDA=ON but NCCL was not found (set LADDER_NCCL_LIBRARY and LADDER_NCCL_INCLUDE)")
+    else()
+      message(STATUS "ladder: CUDA toolkit found but NCCL not; building without the CUDA backend")
+    endif()
+  elseif(_ladder_cuda_mode STREQUAL "ON")
+    message(FATAL_ERROR "LADDER_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER or PATH)")
+  endif()
+endif()
+if(LADDER_WITH_CUDA)
+  message(STATUS "ladder: CUDA backend ON (architectures ${CMAKE_CUDA_ARCHITECTURES}, NCCL ${LADDER_NCCL_LIBRARY})")
+else()
+  message(STATUS "ladder: CUDA backend OFF")
+endif()

@@ -1,0 +1,45 @@
+#pragma once
+// A pretrained transformer backbone built from a Hugging Face directory (config.json + safetensors).
+// Forward runs the whole stack; hidden_state(i) is the output of layer i (0 = embeddings); backward takes
+// dL/d(last hidden) plus optional gradients injected at any layer boundary and accumulates gradients of
+// trainable parameters only. All parameters live in params(), named as in the Hugging Face checkpoint
+// (without a task-model prefix such as "bert." or "transformer.").
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backbones/transformer_config.h"
+#include "core/modules/parameter.h"
+#include "core/modules/step_context.h"
+
+namespace ladder::core {
+
+class Backbone {
+ public:
+  virtual ~Backbone() = default;
+  virtual const TransformerConfig& config() const = 0;
+  virtual ParameterRegistry& params() = 0;
+  virtual void forward(const TokenBatch& batch, const StepOptions& opt) = 0;
+  // [B*T, d] output of layer i after forward: always for i == layers, otherwise when the forward kept
+  // hidden states (keep_hidden_states or save_for_backward).
+  virtual Tensor hidden_state(int i) const = 0;
+  Tensor last_hidden() const { return hidden_state(config().layers); }
+  // d_last: dL/d(last hidden) [B*T, d] or null. d_hidden: empty, or layers+1 pointers (null = none) added
+  // to the gradient at each layer boundary. Needs a forward with save_for_backward.
+  virtual void backward(const float* d_last, const std::vector<const float*>& d_hidden = {}) = 0;
+  // Floating-point operations of one forward pass (matmuls only), for throughput reports.
+  virtual double forward_flops(int B, int T) const = 0;
+  // Architecture name and the directory it came from, for reports and checkpoints.
+  virtual std::string name() const = 0;
+};
+
+// Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. Errors name the file
+// and the tensor.
+std::unique_ptr<Backbone> load_backbone(const std::string& dir);
+
+// Mean of the last hidden state over real tokens: sentence-transformers' pooling. out [B, d].
+void mean_pool(float* out, const float* hidden, const float* attention_mask, int B, int T, int C);
+// Row-wise L2 normalisation (sentence-transformers' Normalize module), in place.
+void l2_normalize_rows(float* x, int rows, int C);
+
+}  // namespace ladder::core

@@ -1,0 +1,182 @@
+#include "core/backbones/bert_model.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/backbones/weight_loader.h"
+#include "core/kernels/activations.h"
+#include "core/kernels/dropout.h"
+#include "core/kernels/embedding.h"
+
+namespace ladder::core {
+
+namespace {
+constexpr uint64_t kEmbeddingSite = 1000;  // dropout stream of the embeddings (layers use their index)
+}
+
+BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt) : cfg_(cfg) {
+  const int C = cfg.hidden, F = cfg.intermediate;
+  WeightLoader w(ckpt, reg_, {"bert."});
+  word_ = w.load("embeddings.word_embeddings.weight", {cfg.vocab_size, C});
+  pos_ = w.load("embeddings.position_embeddings.weight", {cfg.max_positions, C});
+  type_ = w.load("embeddings.token_type_embeddings.weight", {cfg.type_vocab_size, C});
+  emb_ln_ = {w.load("embeddings.LayerNorm.weight", {C}), w.load("embeddings.LayerNorm.bias", {C}), C, cfg.layer_norm_eps};
+  auto linear = [&](const std::string& p, int in, int out) {
+    return Linear{w.load(p + ".weight", {out, in}), w.load(p + ".bias", {out}), in, out, WeightLayout::out_in};
+  };
+  auto layer_norm = [&](const std::string& p) {
+    return LayerNorm{w.load(p + ".weight", {C}), w.load(p + ".bias", {C}), C, cfg.layer_norm_eps};
+  };
+  for (int i = 0; i < cfg.layers; ++i) {
+    const std::string p = "encoder.layer." + std::to_string(i) + ".";
+    BertLayer l;
+    l.attn.query = linear(p + "attention.self.query", C, C);
+    l.attn.key = linear(p + "attention.self.key", C, C);
+    l.attn.value = linear(p + "attention.self.value", C, C);
+    l.attn.out = linear(p + "attention.output.dense", C, C);
+    l.attn.C = C;
+    l.attn.NH = cfg.heads;
+    l.attn.dropout_p = cfg.attn_dropout;
+    l.ln1 = layer_norm(p + "attention.output.LayerNorm");
+    l.ffn_in = linear(p + "intermediate.dense", C, F);
+    l.ffn_out = linear(p + "output.dense", F, C);
+    l.ln2 = layer_norm(p + "output.LayerNorm");
+    l.gelu = cfg.gelu;
+    l.hidden_dropout = cfg.hidden_dropout;
+    l.layer_index = i;
+    l.max_positions = cfg.max_positions;
+    layers_.push_back(l);
+  }
+  // The pooler is optional: some checkpoints (e.g. exported without add_pooling_layer) lack it.
+  if (w.has("pooler.dense.weight")) pooler_ = linear("pooler.dense", C, C);
+}
+
+Tensor BertModel::hidden_state(int i) const {
+  if (i < 0 || i > cfg_.layers) throw std::out_of_range("hidden_state " + std::to_string(i) + " of a " + std::to_string(cfg_.layers) + "-layer model");
+  if (!keep_all_ && i != cfg_.layers)
+    throw std::logic_error("hidden_state(" + std::to_string(i) + ") needs a forward with keep_hidden_states or save_for_backward");
+  return hidden_[hidden_slot(i)];
+}
+
+void BertModel::embeddings_forward() {
+  const TokenBatch& b = batch_;
+  const int N = b.rows(), C = cfg_.hidden;
+  const MemCategory cat = opt_.save_for_backward ? MemCategory::activations : MemCategory::workspace;
+  if (b.T > cfg_.max_positions)
+    throw std::invalid_argument("sequence length " + std::to_string(b.T) + " exceeds max_position_embeddings " +
+                                std::to_string(cfg_.max_positions));
+  Tensor::ensure(pos_ids_, {N}, DType::i32, MemCategory::workspace);
+  Tensor::ensure(type_ids_, {N}, DType::i32, MemCategory::workspace);
+  int32_t* pos = pos_ids_.data<int32_t>();
+  for (int n = 0; n < N; ++n) pos[n] = n % b.T;
+  const int32_t* types = b.token_type_ids;
+  if (!types) {
+    type_ids_.zero_();
+    types = type_ids_.data<int32_t>();
+  }
+  Tensor::ensure(emb_sum_, {N, C}, DType::f32, cat);
+  Tensor::ensure(emb_mean_, {N}, DType::f32, cat);
+  Tensor::ensure(emb_rstd_, {N}, DType::f32, cat);
+  float* e = emb_sum_.data<float>();
+  embedding_forward(e, b.input_ids, word_->w(), N, C, cfg_.vocab_size, false);
+  embedding_forward(e, pos, pos_->w(), N, C, cfg_.max_positions, true);
+  embedding_forward(e, types, type_->w(), N, C, cfg_.type_vocab_size, true);
+  float* h0 = hidden_[0].data<float>();
+  emb_ln_.forward(h0, emb_mean_.data<float>(), emb_rstd_.data<float>(), e, N);
+  if (opt_.training && cfg_.embd_dropout > 0)
+    sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout,
+                             derive_seed(opt_.seed, kEmbeddingSite), opt_.first_row);
+}
+
+void BertModel::forward(const TokenBatch& batch, const StepOptions& opt) {
+  batch_ = batch;
+  opt_ = opt;
+  keep_all_ = opt.save_for_backward || opt.keep_hidden_states;
+  const int N = batch.rows(), C = cfg_.hidden, L = cfg_.layers;
+  const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
+  const size_t nbuf = opt.save_for_backward ? size_t(L) : 1;
+  if (bufs_.size() < nbuf) bufs_.resize(nbuf);
+  const size_t nhid = keep_all_ ? size_t(L + 1) : 2;
+  if (hidden_.size() < nhid) hidden_.resize(nhid);
+  for (size_t i = 0; i < nhid; ++i) Tensor::ensure(hidden_[i], {N, C}, DType::f32, cat);
+
+  embeddings_forward();
+  for (int i = 0; i < L; ++i) {
+    auto& buf = bufs_[opt.save_for_backward ? size_t(i) : 0];
+    layers_[i].forward(hidden_[hidden_slot(i + 1)].data<float>(), hidden_[hidden_slot(i)].data<float>(), buf, batch, opt);
+  }
+  if (has_pooler()) {
+    Tensor::ensure(cls_, {batch.B, C}, DType::f32, cat);
+    Tensor::ensure(pooled_, {batch.B, C}, DType::f32, cat);
+    const float* last = hidden_[hidden_slot(L)].data<float>();
+    float* cls = cls_.data<float>();
+    for (int b = 0; b < batch.B; ++b) std::copy(last + size_t(b) * batch.T * C, last + size_t(b) * batch.T * C + C, cls + size_t(b) * C);
+    pooler_.forward(pooled_.data<float>(), cls, batch.B);
+    tanh_forward(pooled_.data<float>(), pooled_.data<float>(), size_t(batch.B) * C);
+  }
+}
+
+void BertModel::backward(const float* d_last, const float* d_pooled, const std::vector<const float*>& d_hidden) {
+  if (!opt_.save_for_backward) throw std::logic_error("BertModel::backward needs a forward with save_for_backward");
+  const TokenBatch& b = batch_;
+  const int N = b.rows(), C = cfg_.hidden, L = cfg_.layers;
+  const size_t NC = size_t(N) * C;
+  if (!d_hidden.empty() && d_hidden.size() != size_t(L + 1))
+    throw std::invalid_argument("d_hidden needs " + std::to_string(L + 1) + " entries");
+  ws_.ensure(b, C, cfg_.intermediate, cfg_.heads);
+  Tensor::ensure(d_cur_, {N, C}, DType::f32, MemCategory::workspace);
+  Tensor::ensure(d_next_, {N, C}, DType::f32, MemCategory::workspace);
+  float* d = d_cur_.data<float>();
+  if (d_last) std::copy(d_last, d_last + NC, d);
+  else std::fill(d, d + NC, 0.0f);
+  if (!d_hidden.empty() && d_hidden[L]) add_inplace(d, d_hidden[L], NC);
+
+  if (d_pooled) {
+    if (!has_pooler()) throw std::logic_error("d_pooled given but the checkpoint has no pooler");
+    Tensor::ensure(d_cls_, {b.B, C}, DType::f32, MemCategory::workspace);
+    float* dpre = d_cls_.data<float>();
+    tanh_backward(dpre, d_pooled, pooled_.data<float>(), size_t(b.B) * C);
+    // d(cls) goes to the scratch row block, then into the CLS rows of d.
+    float* dcls = ws_.d_a.data<float>();
+    pooler_.backward(dcls, dpre, cls_.data<float>(), b.B);
+    for (int r = 0; r < b.B; ++r) add_inplace(d + size_t(r) * b.T * C, dcls + size_t(r) * C, C);
+  }
+
+  for (int i = L - 1; i >= 0; --i) {
+    float* dx = d_next_.data<float>();
+    layers_[i].backward(dx, d_cur_.data<float>(), hidden_[i].data<float>(), bufs_[i], b, opt_, ws_);
+    if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
+    std::swap(d_cur_, d_next_);
+  }
+  embeddings_backward(d_cur_.data<float>());
+}
+
+void BertModel::embeddings_backward(const float* d_h0) {
+  const bool any = word_->trainable || pos_->trainable || type_->trainable || emb_ln_.weight->trainable ||
+                   emb_ln_.bias->trainable;
+  if (!any) return;
+  const TokenBatch& b = batch_;
+  const int N = b.rows(), C = cfg_.hidden;
+  float* d = d_next_.data<float>();
+  std::copy(d_h0, d_h0 + size_t(N) * C, d);
+  if (opt_.training && cfg_.embd_dropout > 0)
+    sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),
+                              opt_.first_row);
+  float* de = ws_.d_a.data<float>();
+  emb_ln_.backward(de, d, emb_sum_.data<float>(), emb_mean_.data<float>(), emb_rstd_.data<float>(), N);
+  if (word_->trainable) embedding_backward(word_->g(), de, b.input_ids, N, C);
+  if (pos_->trainable) embedding_backward(pos_->g(), de, pos_ids_.data<int32_t>(), N, C);
+  if (type_->trainable)
+    embedding_backward(type_->g(), de, b.token_type_ids ? b.token_type_ids : type_ids_.data<int32_t>(), N, C);
+}
+
+double BertModel::forward_flops(int B, int T) const {
+  TokenBatch b;
+  b.B = B;
+  b.T = T;
+  double f = 0;
+  for (auto& l : layers_) f += l.flops(b);
+  return f;
+}
+
+}  // namespace ladder::core

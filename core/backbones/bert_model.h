@@ -1,0 +1,59 @@
+#pragma once
+// BERT encoder (post-LN) with its pooler, as Hugging Face's BertModel: embeddings (word + position +
+// token type, LayerNorm, dropout), `layers` BertLayers, pooler tanh(W h[CLS] + b).
+#include <memory>
+
+#include "core/backbones/backbone.h"
+#include "core/io/safetensors.h"
+#include "core/modules/bert_layer.h"
+
+namespace ladder::core {
+
+class BertModel : public Backbone {
+ public:
+  BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt);
+
+  const TransformerConfig& config() const override { return cfg_; }
+  ParameterRegistry& params() override { return reg_; }
+  // The batch's pointers must stay valid until backward has run.
+  void forward(const TokenBatch& batch, const StepOptions& opt) override;
+  Tensor hidden_state(int i) const override;
+  void backward(const float* d_last, const std::vector<const float*>& d_hidden = {}) override {
+    backward(d_last, nullptr, d_hidden);
+  }
+  // d_pooled: dL/d(pooled output) [B, d] or null.
+  void backward(const float* d_last, const float* d_pooled, const std::vector<const float*>& d_hidden);
+  double forward_flops(int B, int T) const override;
+  std::string name() const override { return "bert"; }
+
+  bool has_pooler() const { return pooler_.weight != nullptr; }
+  // [B, d] pooled output after forward (requires has_pooler()).
+  Tensor pooled() const { return pooled_; }
+
+ private:
+  int hidden_slot(int i) const { return keep_all_ ? i : i % 2; }
+  void embeddings_forward();
+  void embeddings_backward(const float* d_h0);
+
+  TransformerConfig cfg_;
+  ParameterRegistry reg_;
+  Parameter *word_ = nullptr, *pos_ = nullptr, *type_ = nullptr;
+  LayerNorm emb_ln_;
+  std::vector<BertLayer> layers_;
+  Linear pooler_;
+
+  // activations
+  TokenBatch batch_;
+  StepOptions opt_;
+  bool keep_all_ = false;
+  std::vector<BertLayer::Buffers> bufs_;
+  std::vector<Tensor> hidden_;
+  Tensor pos_ids_, type_ids_;            // [N] i32
+  Tensor emb_sum_, emb_mean_, emb_rstd_;  // embeddings before LayerNorm and its statistics
+  Tensor cls_, pooled_;                   // [B, d]
+  // backward scratch
+  BackwardWorkspace ws_;
+  Tensor d_cur_, d_next_, d_cls_;
+};
+
+}  // namespace ladder::core

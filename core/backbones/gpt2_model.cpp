@@ -1,0 +1,158 @@
+#include "core/backbones/gpt2_model.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/backbones/weight_loader.h"
+#include "core/kernels/activations.h"
+#include "core/kernels/dropout.h"
+#include "core/kernels/embedding.h"
+#include "core/kernels/gemm.h"
+
+namespace ladder::core {
+
+namespace {
+constexpr uint64_t kEmbeddingSite = 1000;
+}
+
+Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt) : cfg_(cfg) {
+  const int C = cfg.hidden, F = cfg.intermediate;
+  if (F < C) throw std::runtime_error("GPT-2 with n_inner < n_embd is not supported");
+  WeightLoader w(ckpt, reg_, {"transformer."});
+  wte_ = w.load("wte.weight", {cfg.vocab_size, C});
+  wpe_ = w.load("wpe.weight", {cfg.max_positions, C});
+  // Conv1D weights are stored [in, out].
+  auto conv1d = [&](const std::string& p, int in, int out) {
+    return Linear{w.load(p + ".weight", {in, out}), w.load(p + ".bias", {out}), in, out, WeightLayout::in_out};
+  };
+  auto layer_norm = [&](const std::string& p) {
+    return LayerNorm{w.load(p + ".weight", {C}), w.load(p + ".bias", {C}), C, cfg.layer_norm_eps};
+  };
+  for (int i = 0; i < cfg.layers; ++i) {
+    const std::string p = "h." + std::to_string(i) + ".";
+    Gpt2Block blk;
+    blk.ln1 = layer_norm(p + "ln_1");
+    blk.attn.qkv = conv1d(p + "attn.c_attn", C, 3 * C);
+    blk.attn.fused = true;
+    blk.attn.out = conv1d(p + "attn.c_proj", C, C);
+    blk.attn.C = C;
+    blk.attn.NH = cfg.heads;
+    blk.attn.causal = true;
+    blk.attn.dropout_p = cfg.attn_dropout;
+    blk.ln2 = layer_norm(p + "ln_2");
+    blk.fc = conv1d(p + "mlp.c_fc", C, F);
+    blk.proj = conv1d(p + "mlp.c_proj", F, C);
+    blk.gelu = cfg.gelu;
+    blk.resid_dropout = cfg.hidden_dropout;
+    blk.layer_index = i;
+    blk.max_positions = cfg.max_positions;
+    blocks_.push_back(blk);
+  }
+  ln_f_ = layer_norm("ln_f");
+}
+
+Tensor Gpt2Model::hidden_state(int i) const {
+  if (i < 0 || i > cfg_.layers) throw std::out_of_range("hidden_state " + std::to_string(i) + " of a " + std::to_string(cfg_.layers) + "-layer model");
+  if (i == cfg_.layers) return final_;
+  if (!keep_all_) throw std::logic_error("hidden_state(" + std::to_string(i) + ") needs a forward with keep_hidden_states or save_for_backward");
+  return stream_[block_slot(i)];
+}
+
+void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
+  batch_ = b;
+  opt_ = opt;
+  keep_all_ = opt.save_for_backward || opt.keep_hidden_states;
+  const int N = b.rows(), C = cfg_.hidden, L = cfg_.layers;
+  if (b.T > cfg_.max_positions)
+    throw std::invalid_argument("sequence length " + std::to_string(b.T) + " exceeds n_positions " + std::to_string(cfg_.max_positions));
+  const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
+  const size_t nbuf = opt.save_for_backward ? size_t(L) : 1;
+  if (bufs_.size() < nbuf) bufs_.resize(nbuf);
+  const size_t nstream = keep_all_ ? size_t(L + 1) : 2;
+  if (stream_.size() < nstream) stream_.resize(nstream);
+  for (size_t i = 0; i < nstream; ++i) Tensor::ensure(stream_[i], {N, C}, DType::f32, cat);
+  Tensor::ensure(final_, {N, C}, DType::f32, cat);
+  Tensor::ensure(lnf_mean_, {N}, DType::f32, cat);
+  Tensor::ensure(lnf_rstd_, {N}, DType::f32, cat);
+  Tensor::ensure(pos_ids_, {N}, DType::i32, MemCategory::workspace);
+  int32_t* pos = pos_ids_.data<int32_t>();
+  for (int n = 0; n < N; ++n) pos[n] = n % b.T;
+
+  float* h0 = stream_[0].data<float>();
+  embedding_forward(h0, b.input_ids, wte_->w(), N, C, cfg_.vocab_size, false);
+  embedding_forward(h0, pos, wpe_->w(), N, C, cfg_.max_positions, true);
+  if (opt.training && cfg_.embd_dropout > 0)
+    sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt.seed, kEmbeddingSite),
+                             opt.first_row);
+  for (int i = 0; i < L; ++i) {
+    auto& buf = bufs_[opt.save_for_backward ? size_t(i) : 0];
+    blocks_[i].forward(stream_[block_slot(i + 1)].data<float>(), stream_[block_slot(i)].data<float>(), buf, b, opt);
+  }
+  ln_f_.forward(final_.data<float>(), lnf_mean_.data<float>(), lnf_rstd_.data<float>(),
+                stream_[block_slot(L)].data<float>(), N);
+}
+
+void Gpt2Model::lm_logits(Tensor& logits) const {
+  const int N = batch_.rows(), C = cfg_.hidden, V = cfg_.vocab_size;
+  Tensor::ensure(logits, {N, V}, DType::f32, opt_.save_for_backward ? MemCategory::activations : MemCategory::workspace);
+  gemm(false, true, N, V, C, 1.0f, final_.data<float>(), C, wte_->w(), C, 0.0f, logits.data<float>(), V);
+}
+
+void Gpt2Model::backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden) {
+  const int N = batch_.rows(), C = cfg_.hidden, V = cfg_.vocab_size;
+  Tensor::ensure(d_final_, {N, C}, DType::f32, MemCategory::workspace);
+  // d(final) = dlogits wte ; d(wte) += dlogits^T final (tied head)
+  gemm(false, false, N, C, V, 1.0f, dlogits, V, wte_->w(), C, 0.0f, d_final_.data<float>(), C);
+  if (wte_->trainable) gemm(true, false, V, C, N, 1.0f, dlogits, V, final_.data<float>(), C, 1.0f, wte_->g(), C);
+  backward(d_final_.data<float>(), d_hidden);
+}
+
+void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d_hidden) {
+  if (!opt_.save_for_backward) throw std::logic_error("Gpt2Model::backward needs a forward with save_for_backward");
+  const TokenBatch& b = batch_;
+  const int N = b.rows(), C = cfg_.hidden, L = cfg_.layers;
+  const size_t NC = size_t(N) * C;
+  if (!d_hidden.empty() && d_hidden.size() != size_t(L + 1))
+    throw std::invalid_argument("d_hidden needs " + std::to_string(L + 1) + " entries");
+  ws_.ensure(b, C, cfg_.intermediate, cfg_.heads);
+  Tensor::ensure(d_cur_, {N, C}, DType::f32, MemCategory::workspace);
+  Tensor::ensure(d_next_, {N, C}, DType::f32, MemCategory::workspace);
+  float* dfin = d_next_.data<float>();
+  if (d_last) std::copy(d_last, d_last + NC, dfin);
+  else std::fill(dfin, dfin + NC, 0.0f);
+  if (!d_hidden.empty() && d_hidden[L]) add_inplace(dfin, d_hidden[L], NC);
+  ln_f_.backward(d_cur_.data<float>(), dfin, stream_[L].data<float>(), lnf_mean_.data<float>(), lnf_rstd_.data<float>(), N);
+
+  for (int i = L - 1; i >= 0; --i) {
+    float* dx = d_next_.data<float>();
+    blocks_[i].backward(dx, d_cur_.data<float>(), stream_[i].data<float>(), bufs_[i], b, opt_, ws_);
+    if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
+    std::swap(d_cur_, d_next_);
+  }
+  float* d = d_cur_.data<float>();
+  if (opt_.training && cfg_.embd_dropout > 0)
+    sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),
+                              opt_.first_row);
+  if (wte_->trainable) embedding_backward(wte_->g(), d, b.input_ids, N, C);
+  if (wpe_->trainable) embedding_backward(wpe_->g(), d, pos_ids_.data<int32_t>(), N, C);
+}
+
+double Gpt2Model::forward_flops(int B, int T) const {
+  TokenBatch b;
+  b.B = B;
+  b.T = T;
+  double f = 0;
+  for (auto& blk : blocks_) f += blk.flops(b);
+  return f;
+}
+
+void causal_lm_targets(int32_t* out, const int32_t* ids, const float* mask, int B, int T, int ignore_index) {
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      const int n = b * T + t;
+      const bool has_next = t + 1 < T && (!mask || mask[n + 1] != 0.0f);
+      out[n] = has_next ? ids[n + 1] : ignore_index;
+    }
+}
+
+}  // namespace ladder::core

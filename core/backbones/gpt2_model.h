@@ -1,0 +1,54 @@
+#pragma once
+// GPT-2 decoder (pre-LN) as Hugging Face's GPT2Model, plus the tied LM head of GPT2LMHeadModel:
+// token + position embeddings, dropout, `layers` Gpt2Blocks, ln_f; logits = ln_f(h) wte^T.
+// hidden_state(i) follows Hugging Face's output_hidden_states: i < layers is the input of block i,
+// hidden_state(layers) is the output of ln_f.
+#include "core/backbones/backbone.h"
+#include "core/io/safetensors.h"
+#include "core/modules/gpt2_block.h"
+
+namespace ladder::core {
+
+class Gpt2Model : public Backbone {
+ public:
+  Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt);
+
+  const TransformerConfig& config() const override { return cfg_; }
+  ParameterRegistry& params() override { return reg_; }
+  void forward(const TokenBatch& batch, const StepOptions& opt) override;
+  Tensor hidden_state(int i) const override;
+  void backward(const float* d_last, const std::vector<const float*>& d_hidden = {}) override;
+  double forward_flops(int B, int T) const override;
+  std::string name() const override { return "gpt2"; }
+
+  // logits [B*T, vocab] from the last forward (tied to wte), OVERWRITTEN into `logits` (grown as needed).
+  void lm_logits(Tensor& logits) const;
+  // Backward from dL/dlogits [B*T, vocab] through the tied head and the whole stack.
+  void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {});
+
+ private:
+  int block_slot(int i) const { return keep_all_ ? i : i % 2; }
+
+  TransformerConfig cfg_;
+  ParameterRegistry reg_;
+  Parameter *wte_ = nullptr, *wpe_ = nullptr;
+  std::vector<Gpt2Block> blocks_;
+  LayerNorm ln_f_;
+
+  TokenBatch batch_;
+  StepOptions opt_;
+  bool keep_all_ = false;
+  std::vector<Gpt2Block::Buffers> bufs_;
+  std::vector<Tensor> stream_;           // residual stream: stream_[i] = input of block i, [layers] = last output
+  Tensor final_, lnf_mean_, lnf_rstd_;   // ln_f output and statistics
+  Tensor pos_ids_;
+  BackwardWorkspace ws_;
+  Tensor d_cur_, d_next_, d_final_;
+};
+
+// Next-token targets for causal LM loss, as Hugging Face computes it from labels = input_ids with padding
+// set to -100: position t predicts token t+1 of the same row; the last position and padded targets get
+// ignore_index. out [B*T].
+void causal_lm_targets(int32_t* out, const int32_t* ids, const float* attention_mask, int B, int T, int ignore_index);
+
+}  // namespace ladder::core

@@ -1,0 +1,50 @@
+#include <cmath>
+#include <stdexcept>
+
+#include "core/backbones/backbone.h"
+#include "core/backbones/bert_model.h"
+#include "core/backbones/gpt2_model.h"
+#include "core/io/safetensors.h"
+
+namespace ladder::core {
+
+std::unique_ptr<Backbone> load_backbone(const std::string& dir) {
+  TransformerConfig cfg = TransformerConfig::from_json_file(dir + "/config.json");
+  SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
+  switch (cfg.arch) {
+    case Architecture::bert: return std::make_unique<BertModel>(cfg, ckpt);
+    case Architecture::gpt2: return std::make_unique<Gpt2Model>(cfg, ckpt);
+  }
+  throw std::logic_error("unreachable architecture");
+}
+
+void mean_pool(float* out, const float* hidden, const float* mask, int B, int T, int C) {
+  for (int b = 0; b < B; ++b) {
+    float* o = out + size_t(b) * C;
+    std::fill(o, o + C, 0.0f);
+    double count = 0;
+    for (int t = 0; t < T; ++t) {
+      const float m = mask ? mask[b * T + t] : 1.0f;
+      if (m == 0.0f) continue;
+      const float* h = hidden + (size_t(b) * T + t) * C;
+      for (int c = 0; c < C; ++c) o[c] += m * h[c];
+      count += m;
+    }
+    // sentence-transformers clamps the token count at 1e-9
+    const float inv = float(1.0 / std::max(count, 1e-9));
+    for (int c = 0; c < C; ++c) o[c] *= inv;
+  }
+}
+
+void l2_normalize_rows(float* x, int rows, int C) {
+  for (int r = 0; r < rows; ++r) {
+    float* v = x + size_t(r) * C;
+    double ss = 0;
+    for (int c = 0; c < C; ++c) ss += double(v[c]) * v[c];
+    // torch.nn.functional.normalize uses max(norm, 1e-12)
+    const float inv = float(1.0 / std::max(std::sqrt(ss), 1e-12));
+    for (int c = 0; c < C; ++c) v[c] *= inv;
+  }
+}
+
+}  // namespace ladder::core

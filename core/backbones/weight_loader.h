@@ -1,0 +1,27 @@
+#pragma once
+// Registers checkpoint tensors as parameters: looks each name up (trying the task-model prefixes Hugging
+// Face uses, e.g. "bert." or "transformer."), checks its shape, keeps f32 data memory-mapped and converts
+// bf16/f16 to f32 once. Errors name the file and the tensor.
+#include <string>
+#include <vector>
+
+#include "core/io/safetensors.h"
+#include "core/modules/parameter.h"
+
+namespace ladder::core {
+
+class WeightLoader {
+ public:
+  WeightLoader(const SafetensorsCheckpoint& ckpt, ParameterRegistry& reg, std::vector<std::string> prefixes);
+  // Registers `name` (shape-checked) as a frozen parameter and returns it.
+  Parameter* load(const std::string& name, const Shape& shape);
+  bool has(const std::string& name) const;
+
+ private:
+  std::string resolve(const std::string& name) const;
+  const SafetensorsCheckpoint& ckpt_;
+  ParameterRegistry& reg_;
+  std::vector<std::string> prefixes_;
+};
+
+}  // namespace ladder::core

@@ -1,0 +1,28 @@
+#pragma once
+// A read-only memory mapping of a whole file; tensors borrow from it and keep it alive.
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace ladder::core {
+
+class MappedFile {
+ public:
+  // Throws std::runtime_error naming the path (and errno text) if it cannot be opened or mapped.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const unsigned char* data() const { return static_cast<const unsigned char*>(data_); }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+}  // namespace ladder::core

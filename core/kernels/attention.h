@@ -1,0 +1,35 @@
+#pragma once
+// Multi-head scaled dot-product attention over B sequences of T tokens, NH heads of size HS.
+// q, k, v are [B, T, *] rows with row stride ld_qkv (so they may be three separate [B,T,C] buffers, ld=C,
+// or three column blocks of one fused [B,T,3C] buffer, ld=3C); head h uses columns [h*HS, (h+1)*HS).
+// out is [B, T, NH*HS] (row stride NH*HS).
+// key_mask: [B, T] with 1 for a real token and 0 for padding (nullptr = no padding). Masked keys get
+// probability 0, exactly as Hugging Face's additive finfo.min mask does.
+// causal: query t attends to keys <= t (GPT-2).
+// Dropout on the attention probabilities (BERT/GPT-2 attn_pdrop) uses the counter RNG with `seed`,
+// element index = ((b*NH + h)*T + i)*T + j, and is regenerated in backward.
+#include <cstddef>
+#include <cstdint>
+
+namespace ladder::core {
+
+struct AttentionShape {
+  int B, T, NH, HS;
+  int ld_qkv;  // row stride of q, k, v
+};
+
+// probs: [B, NH, T, T] softmax output BEFORE dropout; it is what backward needs (pass a buffer always; the
+// forward uses it as scratch too). scale is usually 1/sqrt(HS).
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
+                       const float* key_mask, bool causal, float scale, float dropout_p, uint64_t seed,
+                       const AttentionShape& s);
+
+// Floats of scratch attention_backward needs (independent of the thread count it is called with).
+size_t attention_backward_scratch_floats(const AttentionShape& s);
+
+// dq, dk, dv are OVERWRITTEN, with row stride ld_qkv like q, k, v. dout is [B, T, NH*HS].
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* probs, bool causal, float scale, float dropout_p,
+                        uint64_t seed, float* scratch, const AttentionShape& s);
+
+}  // namespace ladder::core

@@ -1,0 +1,36 @@
+#pragma once
+// One BERT encoder layer (post-LN), Hugging Face `encoder.layer.<i>`:
+//   h1  = LN1(x + dropout(attention(x)))        attention.{self,output}
+//   out = LN2(h1 + dropout(W2 gelu(W1 h1)))     intermediate.dense, output.dense, output.LayerNorm
+#include "core/kernels/activations.h"
+#include "core/modules/backward_workspace.h"
+#include "core/modules/layer_norm.h"
+#include "core/modules/self_attention.h"
+
+namespace ladder::core {
+
+struct BertLayer {
+  SelfAttention attn;
+  LayerNorm ln1, ln2;
+  Linear ffn_in, ffn_out;
+  GeluKind gelu = GeluKind::erf;
+  float hidden_dropout = 0.0f;
+  int layer_index = 0;
+  int max_positions = 0;
+
+  struct Buffers {
+    SelfAttention::Buffers attn;
+    Tensor h1_pre, ln1_mean, ln1_rstd, h1;  // [N,C], [N], [N], [N,C]
+    Tensor ffn_pre, ffn_act;                // [N,F]
+    Tensor h2_pre, ln2_mean, ln2_rstd;      // [N,C], [N], [N]
+  };
+
+  // out [N,C] OVERWRITTEN. With opt.save_for_backward the buffers are saved activations.
+  void forward(float* out, const float* x, Buffers& buf, const TokenBatch& b, const StepOptions& opt) const;
+  // dx [N,C] OVERWRITTEN from dout; x is the layer input given to forward.
+  void backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
+                const StepOptions& opt, BackwardWorkspace& ws) const;
+  double flops(const TokenBatch& b) const { return attn.flops(b) + ffn_in.flops(b.rows()) + ffn_out.flops(b.rows()); }
+};
+
+}  // namespace ladder::core

@@ -1,0 +1,35 @@
+#pragma once
+// One GPT-2 decoder block (pre-LN), Hugging Face `h.<i>`:
+//   a   = x + dropout(attn(ln_1(x)))          attn.c_attn (fused Conv1D), attn.c_proj, causal mask
+//   out = a + dropout(mlp(ln_2(a)))           mlp.c_fc, gelu_new, mlp.c_proj
+#include "core/kernels/activations.h"
+#include "core/modules/backward_workspace.h"
+#include "core/modules/layer_norm.h"
+#include "core/modules/self_attention.h"
+
+namespace ladder::core {
+
+struct Gpt2Block {
+  SelfAttention attn;  // fused, causal
+  LayerNorm ln1, ln2;
+  Linear fc, proj;
+  GeluKind gelu = GeluKind::tanh;
+  float resid_dropout = 0.0f;
+  int layer_index = 0;
+  int max_positions = 0;
+
+  struct Buffers {
+    SelfAttention::Buffers attn;
+    Tensor ln1_out, ln1_mean, ln1_rstd;  // [N,C], [N], [N]
+    Tensor a;                            // [N,C] residual after attention
+    Tensor ln2_out, ln2_mean, ln2_rstd;
+    Tensor fc_pre, fc_act;               // [N,F]
+  };
+
+  void forward(float* out, const float* x, Buffers& buf, const TokenBatch& b, const StepOptions& opt) const;
+  void backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
+                const StepOptions& opt, BackwardWorkspace& ws) const;
+  double flops(const TokenBatch& b) const { return attn.flops(b) + fc.flops(b.rows()) + proj.flops(b.rows()); }
+};
+
+}  // namespace ladder::core

@@ -1,0 +1,52 @@
+#pragma once
+// The one parameter registry every module writes into and the optimizer, gradient sync, checkpoints and the
+// memory report read. Parameters are named by their Hugging Face dotted names and carry a trainable flag.
+// Frozen parameters never get gradient buffers; trainable ones get an f32 copy of their value and a slot in
+// one contiguous gradient buffer (so data parallelism can all-reduce it in a few calls).
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor/tensor.h"
+
+namespace ladder::core {
+
+struct Parameter {
+  std::string name;
+  Tensor value;  // f32 when trainable; frozen values may be any float dtype (e.g. memory-mapped bf16)
+  Tensor grad;   // defined only for trainable parameters
+  bool trainable = false;
+
+  float* w() const { return value.data<float>(); }
+  // Gradient pointer, or nullptr when frozen: kernels skip weight-gradient work on nullptr.
+  float* g() const { return trainable ? grad.data<float>() : nullptr; }
+};
+
+class ParameterRegistry {
+ public:
+  // Registers `value` under `name` (frozen). Throws if the name is taken.
+  Parameter& add(const std::string& name, Tensor value);
+  Parameter* find(const std::string& name);
+  Parameter& at(const std::string& name);  // throws naming the parameter
+  const std::vector<std::unique_ptr<Parameter>>& all() const { return params_; }
+  std::vector<Parameter*> trainable() const;
+
+  // Marks a parameter trainable (its value becomes an owned f32 tensor tagged trainable_weights).
+  // Gradient buffers are (re)built by allocate_gradients().
+  void set_trainable(const std::string& name, bool on);
+  void set_all_trainable(bool on);
+  // One contiguous f32 buffer for every trainable gradient, in registration order; zero-filled.
+  void allocate_gradients();
+  void zero_grad();
+  const Tensor& gradient_buffer() const { return grad_buffer_; }
+
+  size_t count(bool trainable_only) const;  // number of scalar parameters
+
+ private:
+  std::vector<std::unique_ptr<Parameter>> params_;
+  std::map<std::string, Parameter*> by_name_;
+  Tensor grad_buffer_;
+};
+
+}  // namespace ladder::core

@@ -1,0 +1,32 @@
+#pragma once
+// What one forward/backward step needs to know besides its inputs: the batch geometry and masks, whether
+// to keep activations for backward, whether dropout is on, and where dropout's random stream comes from.
+#include <cstdint>
+
+namespace ladder::core {
+
+struct TokenBatch {
+  int B = 0, T = 0;
+  const int32_t* input_ids = nullptr;       // [B, T]
+  const int32_t* token_type_ids = nullptr;  // [B, T] or null (all segment 0)
+  const float* attention_mask = nullptr;    // [B, T], 1 = real token, 0 = padding; null = no padding
+  int rows() const { return B * T; }
+};
+
+struct StepOptions {
+  bool save_for_backward = false;  // keep what backward needs (off for eval, cache, frozen LST backbones)
+  bool training = false;           // dropout active
+  bool keep_hidden_states = false; // keep every layer's output even without backward (taps, parity)
+  uint64_t seed = 0;               // dropout stream for this step: derive it from the run seed and global step
+  int64_t first_row = 0;           // global index of this batch's first sequence (so a sample's dropout
+                                   // mask does not depend on which rank or micro-batch holds it)
+};
+
+// Dropout on [B, T, width] activations whose counters are keyed by (global sequence, position, channel),
+// so the mask of one sample is the same whatever batch it lands in. out may alias in.
+void sequence_dropout_forward(float* out, const float* in, const TokenBatch& b, int width, int max_positions,
+                              float p, uint64_t seed, int64_t first_row);
+void sequence_dropout_backward(float* dx, const float* dy, const TokenBatch& b, int width, int max_positions,
+                               float p, uint64_t seed, int64_t first_row);
+
+}  // namespace ladder::core

@@ -1,0 +1,97 @@
+#include "core/tensor/dtype.h"
+
+#include <stdexcept>
+
+namespace ladder::core {
+
+int dtype_bits(DType t) {
+  switch (t) {
+    case DType::f32: return 32;
+    case DType::bf16: return 16;
+    case DType::f16: return 16;
+    case DType::i32: return 32;
+    case DType::i8: return 8;
+    case DType::u4: return 4;
+  }
+  return 0;
+}
+
+size_t dtype_bytes(DType t, size_t numel) { return (numel * size_t(dtype_bits(t)) + 7) / 8; }
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "f32";
+    case DType::bf16: return "bf16";
+    case DType::f16: return "f16";
+    case DType::i32: return "i32";
+    case DType::i8: return "i8";
+    case DType::u4: return "u4";
+  }
+  return "?";
+}
+
+DType parse_dtype(const std::string& s) {
+  if (s == "f32" || s == "F32" || s == "float32" || s == "fp32") return DType::f32;
+  if (s == "bf16" || s == "BF16" || s == "bfloat16") return DType::bf16;
+  if (s == "f16" || s == "F16" || s == "float16" || s == "fp16") return DType::f16;
+  if (s == "i32" || s == "I32" || s == "int32") return DType::i32;
+  if (s == "i8" || s == "I8" || s == "int8") return DType::i8;
+  if (s == "u4" || s == "nf4") return DType::u4;
+  throw std::invalid_argument("unknown dtype '" + s + "' (expected f32, bf16, f16, i32, i8 or u4)");
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t u;
+  if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3ff;
+      u = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (mant << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint16_t sign = uint16_t((u >> 16) & 0x8000);
+  uint32_t absu = u & 0x7fffffffu;
+  if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00);  // NaN
+  if (absu >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // overflow to inf (incl. rounding)
+  if (absu < 0x38800000u) {                                  // subnormal or zero in f16
+    if (absu < 0x33000000u) return sign;                     // rounds to zero
+    uint32_t exp = absu >> 23;
+    uint32_t mant = (absu & 0x7fffff) | 0x800000;
+    // value = mant * 2^(exp-150); the f16 subnormal unit is 2^-24, so bits = mant >> (126 - exp)
+    uint32_t s = 126 - exp;  // right shift amount, 1..24
+    uint32_t bits = mant >> s;
+    uint32_t rem = mant & ((1u << s) - 1);
+    uint32_t halfway = 1u << (s - 1);
+    if (rem > halfway || (rem == halfway && (bits & 1))) ++bits;
+    return uint16_t(sign | bits);
+  }
+  // normal: rebias exponent, round mantissa to nearest even
+  uint32_t r = absu - 0x38000000u;  // exp - 112
+  uint32_t bits = r >> 13;
+  uint32_t rem = r & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (bits & 1))) ++bits;
+  return uint16_t(sign | bits);
+}
+
+}  // namespace ladder::core

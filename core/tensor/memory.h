@@ -1,0 +1,70 @@
+#pragma once
+// Memory accounting: every byte ladder holds is tagged with a category, per device.
+// The tracker keeps current and peak bytes per (device, category); every run prints it beside peak RSS.
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ladder::core {
+
+enum class MemCategory : uint8_t {
+  frozen_weights,
+  trainable_weights,
+  gradients,
+  optimizer_state,
+  activations,  // saved for backward
+  workspace,    // scratch and outputs that are not saved
+  communication,
+  count_
+};
+constexpr size_t kMemCategories = size_t(MemCategory::count_);
+const char* mem_category_name(MemCategory c);
+
+enum class DeviceKind : uint8_t { cpu, cuda };
+constexpr int kMaxDevices = 9;  // cpu + up to 8 GPUs per process
+
+struct MemoryRow {
+  std::string device;
+  MemCategory category;
+  size_t current = 0;
+  size_t peak = 0;
+};
+
+class MemoryTracker {
+ public:
+  static MemoryTracker& instance();
+  // slot 0 is the CPU, slot 1+i is CUDA device i.
+  void add(int slot, MemCategory c, size_t bytes);
+  void sub(int slot, MemCategory c, size_t bytes);
+  size_t current(int slot, MemCategory c) const;
+  size_t peak(int slot, MemCategory c) const;
+  // Peak of the per-device total (not the sum of per-category peaks).
+  size_t peak_total(int slot) const;
+  size_t current_total(int slot) const;
+  // Rows for every device that ever held memory.
+  std::vector<MemoryRow> rows() const;
+  // Forget the peaks (current stays) so a phase can be measured on its own.
+  void reset_peaks();
+
+ private:
+  struct Counter {
+    std::atomic<size_t> current{0};
+    std::atomic<size_t> peak{0};
+  };
+  std::array<std::array<Counter, kMemCategories>, kMaxDevices> counters_;
+  std::array<Counter, kMaxDevices> totals_;
+};
+
+// Process peak resident set size (VmHWM) in bytes, 0 when unknown.
+size_t peak_rss_bytes();
+size_t current_rss_bytes();
+
+// "12.3 MiB" style.
+std::string format_bytes(size_t bytes);
+// The table ladder prints at the end of every run.
+std::string memory_table();
+
+}  // namespace ladder::core

@@ -1,0 +1,200 @@
+// Multi-head attention: forward against a naive double reference (padding mask, causal, dropout via the
+// public counter RNG), the fused [B,T,3C] layout, and finite-difference gradients of q, k and v.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/kernels/attention.h"
+#include "core/kernels/dropout.h"
+#include "tests/support/gradcheck.h"
+
+namespace lc = ladder::core;
+using ladder::test::expect_grad_ok;
+using ladder::test::randn;
+
+namespace {
+
+struct Case {
+  int B = 2, T = 5, NH = 2, HS = 4;
+  bool causal = false;
+  bool padding = false;
+  float p = 0.0f;
+  uint64_t seed = 2024;
+};
+
+// Right padding: sequence b keeps its first T - b*2 tokens (never fully masked).
+std::vector<float> make_mask(int B, int T) {
+  std::vector<float> m(size_t(B) * T, 1.0f);
+  for (int b = 0; b < B; b++)
+    for (int t = T - 2 * b; t < T; t++)
+      if (t >= 0) m[size_t(b) * T + t] = 0.0f;
+  return m;
+}
+
+// Naive reference: out [B,T,C] and probs [B,NH,T,T] (pre-dropout) in double.
+void attention_ref(std::vector<double>& out, std::vector<double>& probs, const float* q, const float* k,
+                   const float* v, const float* mask, const Case& c, int ld) {
+  const int B = c.B, T = c.T, NH = c.NH, HS = c.HS, C = NH * HS;
+  out.assign(size_t(B) * T * C, 0.0);
+  probs.assign(size_t(B) * NH * T * T, 0.0);
+  const double scale = 1.0 / std::sqrt(double(HS));
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int i = 0; i < T; i++) {
+        std::vector<double> s(T);
+        std::vector<bool> ok(T);
+        double m = -1e300;
+        bool any = false;
+        for (int j = 0; j < T; j++) {
+          double acc = 0;
+          for (int d = 0; d < HS; d++) acc += double(q[(b * T + i) * ld + h * HS + d]) * k[(b * T + j) * ld + h * HS + d];
+          s[j] = acc * scale;
+          ok[j] = (!mask || mask[b * T + j] != 0) && (!c.causal || j <= i);
+          if (ok[j]) m = std::max(m, s[j]), any = true;
+        }
+        double sum = 0;
+        for (int j = 0; j < T; j++) {
+          s[j] = !any ? 1.0 : ok[j] ? std::exp(s[j] - m) : 0.0;
+          sum += s[j];
+        }
+        for (int j = 0; j < T; j++) {
+          double pij = s[j] / sum;
+          size_t idx = ((size_t(b) * NH + h) * T + i) * T + j;
+          probs[idx] = pij;
+          double pd = pij;
+          if (c.p > 0) pd = lc::counter_uniform(c.seed, idx) >= c.p ? pij / (1.0 - c.p) : 0.0;
+          for (int d = 0; d < HS; d++) out[(size_t(b) * T + i) * C + h * HS + d] += pd * v[(b * T + j) * ld + h * HS + d];
+        }
+      }
+}
+
+void check_forward(const Case& c) {
+  const int B = c.B, T = c.T, NH = c.NH, HS = c.HS, C = NH * HS;
+  auto q = randn(size_t(B) * T * C, 61), k = randn(size_t(B) * T * C, 62), v = randn(size_t(B) * T * C, 63);
+  auto mask = make_mask(B, T);
+  const float* mp = c.padding ? mask.data() : nullptr;
+  lc::AttentionShape s{B, T, NH, HS, C};
+  std::vector<float> out(size_t(B) * T * C), probs(size_t(B) * NH * T * T);
+  lc::attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), mp, c.causal, 1.0f / std::sqrt(float(HS)),
+                        c.p, c.seed, s);
+  std::vector<double> oref, pref;
+  attention_ref(oref, pref, q.data(), k.data(), v.data(), mp, c, C);
+  for (size_t i = 0; i < out.size(); i++) ASSERT_NEAR(out[i], oref[i], 1e-5) << "out " << i;
+  for (size_t r = 0; r < size_t(B) * NH * T; r++) {
+    double sum = 0;
+    for (int j = 0; j < T; j++) {
+      float pij = probs[r * T + j];
+      ASSERT_NEAR(pij, pref[r * T + j], 1e-6) << "probs " << r * T + j;
+      if (pref[r * T + j] == 0.0) {
+        ASSERT_EQ(pij, 0.0f) << "masked probability must be exactly 0";
+      }
+      sum += pij;
+    }
+    ASSERT_NEAR(sum, 1.0, 1e-6);
+  }
+}
+
+// Gradient check of dq, dk, dv for loss = sum(out * R); q, k, v are column blocks of one [B,T,3C] buffer when
+// fused, three [B,T,C] buffers otherwise.
+void check_backward(const Case& c, bool fused) {
+  const int B = c.B, T = c.T, NH = c.NH, HS = c.HS, C = NH * HS;
+  const int ld = fused ? 3 * C : C;
+  const size_t n = size_t(B) * T * ld;
+  std::vector<float> qb = randn(n, 71), kb = randn(n, 72), vb = randn(n, 73);
+  float* q = qb.data();
+  float* k = fused ? qb.data() + C : kb.data();
+  float* v = fused ? qb.data() + 2 * C : vb.data();
+  auto mask = make_mask(B, T);
+  const float* mp = c.padding ? mask.data() : nullptr;
+  const float scale = 1.0f / std::sqrt(float(HS));
+  lc::AttentionShape s{B, T, NH, HS, ld};
+  auto R = randn(size_t(B) * T * C, 74);
+  std::vector<float> out(size_t(B) * T * C), probs(size_t(B) * NH * T * T);
+  lc::attention_forward(out.data(), probs.data(), q, k, v, mp, c.causal, scale, c.p, c.seed, s);
+
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> dqb(n, nan), dkb(n, nan), dvb(n, nan);  // overwritten: a NaN left would leak
+  float* dq = dqb.data();
+  float* dk = fused ? dqb.data() + C : dkb.data();
+  float* dv = fused ? dqb.data() + 2 * C : dvb.data();
+  std::vector<float> scratch(lc::attention_backward_scratch_floats(s), nan);
+  lc::attention_backward(dq, dk, dv, R.data(), q, k, v, probs.data(), c.causal, scale, c.p, c.seed, scratch.data(), s);
+
+  std::vector<float> o2(out.size()), p2(probs.size());
+  auto loss = [&] {
+    lc::attention_forward(o2.data(), p2.data(), q, k, v, mp, c.causal, scale, c.p, c.seed, s);
+    double acc = 0;
+    for (size_t i = 0; i < o2.size(); i++) acc += double(o2[i]) * R[i];
+    return acc;
+  };
+  if (fused) {
+    expect_grad_ok("attention fused dqkv", loss, qb.data(), n, dqb.data(), 2e-2, 1e-3, 1e-2, 1000);
+  } else {
+    expect_grad_ok("attention dq", loss, qb.data(), n, dqb.data(), 2e-2, 1e-3, 1e-2, 1000);
+    expect_grad_ok("attention dk", loss, kb.data(), n, dkb.data(), 2e-2, 1e-3, 1e-2, 1000);
+    expect_grad_ok("attention dv", loss, vb.data(), n, dvb.data(), 2e-2, 1e-3, 1e-2, 1000);
+  }
+  for (float x : dqb) ASSERT_FALSE(std::isnan(x));
+}
+
+}  // namespace
+
+TEST(KernelAttention, ForwardPlain) { check_forward(Case{}); }
+TEST(KernelAttention, ForwardPaddingMask) { check_forward(Case{.padding = true}); }
+TEST(KernelAttention, ForwardCausal) { check_forward(Case{.causal = true}); }
+TEST(KernelAttention, ForwardCausalPaddingDropout) { check_forward(Case{.causal = true, .padding = true, .p = 0.2f}); }
+TEST(KernelAttention, ForwardLargerParallel) { check_forward(Case{.B = 3, .T = 37, .NH = 4, .HS = 8, .padding = true, .p = 0.1f}); }
+
+TEST(KernelAttention, DropoutIsDeterministicPerSeed) {
+  const int B = 2, T = 6, NH = 2, HS = 4, C = NH * HS;
+  auto q = randn(size_t(B) * T * C, 81), k = randn(size_t(B) * T * C, 82), v = randn(size_t(B) * T * C, 83);
+  lc::AttentionShape s{B, T, NH, HS, C};
+  std::vector<float> o1(size_t(B) * T * C), o2(o1.size()), o3(o1.size()), p(size_t(B) * NH * T * T);
+  lc::attention_forward(o1.data(), p.data(), q.data(), k.data(), v.data(), nullptr, false, 0.5f, 0.3f, 5, s);
+  lc::attention_forward(o2.data(), p.data(), q.data(), k.data(), v.data(), nullptr, false, 0.5f, 0.3f, 5, s);
+  lc::attention_forward(o3.data(), p.data(), q.data(), k.data(), v.data(), nullptr, false, 0.5f, 0.3f, 6, s);
+  EXPECT_EQ(o1, o2);
+  EXPECT_NE(o1, o3);
+}
+
+TEST(KernelAttention, FullyMaskedRowIsUniformLikeHf) {
+  const int B = 1, T = 4, NH = 1, HS = 2, C = 2;
+  auto q = randn(T * C, 84), k = randn(T * C, 85), v = randn(T * C, 86);
+  std::vector<float> mask = {0, 0, 0, 0};
+  lc::AttentionShape s{B, T, NH, HS, C};
+  std::vector<float> out(T * C), p(T * T);
+  lc::attention_forward(out.data(), p.data(), q.data(), k.data(), v.data(), mask.data(), false, 0.7f, 0.0f, 0, s);
+  for (float x : p) EXPECT_FLOAT_EQ(x, 0.25f);
+  for (int i = 0; i < T; i++)
+    for (int d = 0; d < HS; d++)
+      EXPECT_NEAR(out[i * C + d], 0.25 * (v[d] + v[C + d] + v[2 * C + d] + v[3 * C + d]), 1e-6);
+}
+
+TEST(KernelAttention, FusedLayoutMatchesSeparateBuffers) {
+  const int B = 2, T = 7, NH = 3, HS = 4, C = NH * HS;
+  auto qkv = randn(size_t(B) * T * 3 * C, 87);
+  std::vector<float> q(size_t(B) * T * C), k(q.size()), v(q.size());
+  for (int r = 0; r < B * T; r++)
+    for (int c = 0; c < C; c++) {
+      q[r * C + c] = qkv[r * 3 * C + c];
+      k[r * C + c] = qkv[r * 3 * C + C + c];
+      v[r * C + c] = qkv[r * 3 * C + 2 * C + c];
+    }
+  auto mask = make_mask(B, T);
+  std::vector<float> o1(q.size()), o2(q.size()), p(size_t(B) * NH * T * T);
+  lc::attention_forward(o1.data(), p.data(), q.data(), k.data(), v.data(), mask.data(), true, 0.5f, 0.1f, 3,
+                        lc::AttentionShape{B, T, NH, HS, C});
+  lc::attention_forward(o2.data(), p.data(), qkv.data(), qkv.data() + C, qkv.data() + 2 * C, mask.data(), true, 0.5f,
+                        0.1f, 3, lc::AttentionShape{B, T, NH, HS, 3 * C});
+  EXPECT_EQ(o1, o2);
+}
+
+TEST(KernelAttention, BackwardPlain) { check_backward(Case{}, false); }
+TEST(KernelAttention, BackwardPaddingMask) { check_backward(Case{.padding = true}, false); }
+TEST(KernelAttention, BackwardCausal) { check_backward(Case{.causal = true}, false); }
+TEST(KernelAttention, BackwardCausalWithPadding) { check_backward(Case{.causal = true, .padding = true}, false); }
+TEST(KernelAttention, BackwardDropout) { check_backward(Case{.padding = true, .p = 0.2f}, false); }
+TEST(KernelAttention, BackwardCausalDropout) { check_backward(Case{.causal = true, .p = 0.2f}, false); }
+TEST(KernelAttention, BackwardFusedLayout) { check_backward(Case{.causal = true, .padding = true, .p = 0.2f}, true); }
