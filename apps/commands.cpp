@@ -3,17 +3,67 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
+#include <map>
 #include <string>
+
+#include "apps/options.h"
+#include "parallel/launch_env.h"
 
 namespace ladder::apps {
 
+namespace {
+struct Command {
+  std::function<int(const std::vector<std::string>&)> run;
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> c = {
+      {"encode", {encode_command, "run a backbone over text and write hidden states / sentence embeddings to HDF5"}},
+      {"bench", {bench_command, "time the backbone's forward pass and full training step against the sgemm ceiling"}},
+  };
+  return c;
+}
+
+void usage(FILE* out) {
+  std::fprintf(out, "usage: ladder <command> [options]    (ladder <command> --help for its options)\n\ncommands:\n");
+  for (const auto& [name, c] : commands()) std::fprintf(out, "  %-8s %s\n", name.c_str(), c.summary);
+}
+}  // namespace
+
 int run_command_line(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::printf("usage: ladder <command> [options]\n");
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
   }
-  std::fprintf(stderr, "ladder: unknown command '%s'\n", argv[1]);
-  return 2;
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    usage(stdout);
+    return 0;
+  }
+  std::string tag;
+  try {
+    tag = parallel::rank_tag(parallel::detect_launch_env());
+  } catch (const std::exception&) {
+  }
+  auto it = commands().find(cmd);
+  if (it == commands().end()) {
+    std::vector<std::string> known;
+    for (const auto& [name, c] : commands()) known.push_back(name);
+    std::string hint = closest_match(cmd, known);
+    std::fprintf(stderr, "%sladder: unknown command '%s'%s\n", tag.c_str(), cmd.c_str(),
+                 hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
+    usage(stderr);
+    return 2;
+  }
+  try {
+    return it->second.run(std::vector<std::string>(argv + 2, argv + argc));
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%sladder %s: error: %s\n", tag.c_str(), cmd.c_str(), e.what());
+    return 1;
+  }
 }
 
 }  // namespace ladder::apps

@@ -1,8 +1,16 @@
 #pragma once
-// The `ladder` command line: dispatches `ladder <subcommand> [options]` and turns exceptions into a
-// one-line error and a non-zero exit code.
+// The `ladder` command line: `ladder <command> [options]`. Each command parses its own options, prints
+// progress and a summary with the memory table, and writes --report FILE.json. Errors become one line on
+// stderr and a non-zero exit code.
+#include <string>
+#include <vector>
+
 namespace ladder::apps {
 
 int run_command_line(int argc, char** argv);
+
+// Subcommands; args exclude the program and command names. They throw on errors.
+int encode_command(const std::vector<std::string>& args);
+int bench_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

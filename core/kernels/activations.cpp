@@ -10,7 +10,7 @@ namespace ladder::core {
 static constexpr size_t kParallelMin = 1 << 14;
 
 static constexpr float kInvSqrt2 = 0.70710678118654752440f;
-static constexpr float kInvSqrt2Pi = 0.39894228040143267794f;  // 1/sqrt(2*pi)
+static constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/sqrt(2*pi)
 static constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // sqrt(2/pi)
 static constexpr float kGeluCoef = 0.044715f;
 

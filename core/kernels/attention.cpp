@@ -4,6 +4,8 @@
 #include <bit>
 #include <climits>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "core/kernels/dropout_rng.h"
 #include "core/kernels/gemm.h"
@@ -67,10 +69,12 @@ inline void masked_softmax_row(float* row, const float* key_mask, int limit, int
 // Per (b, h), on one thread with one-thread BLAS: S = scale * Q K^T into probs, masked softmax per row,
 // then out = dropout(P) V. With dropout, blocks of rows of dropout(P) are formed in a bounded stack buffer so
 // probs keeps the pre-dropout values backward needs.
-void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
-                       const float* key_mask, bool causal, float scale, float dropout_p, uint64_t seed,
-                       const AttentionShape& s) {
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, const float* key_mask,
+                       bool causal, float scale, float dropout_p, uint64_t seed, const AttentionShape& s) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;
+  if (dropout_p > 0.0f && T > kDropBufFloats)
+    throw std::invalid_argument("attention_forward: attention dropout supports T <= " +
+                                std::to_string(kDropBufFloats) + ", got T = " + std::to_string(T));
   const uint64_t rng_key = dropout_rng::key(seed);
   const uint32_t thr = dropout_rng::keep_threshold(dropout_p);
   const float keep_scale = dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 0.0f;
@@ -92,7 +96,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       continue;
     }
     float buf[kDropBufFloats];
-    const int rows = T <= kDropBufFloats ? kDropBufFloats / T : 1;  // T > 16384 is not supported
+    const int rows = kDropBufFloats / T;
     for (int i0 = 0; i0 < T; i0 += rows) {
       const int nr = i0 + rows <= T ? rows : T - i0;
       for (int i = i0; i < i0 + nr; i++) {
@@ -116,8 +120,8 @@ size_t attention_backward_scratch_floats(const AttentionShape& s) { return size_
 //   dQ = scale * dS K;  dK = scale * dS^T Q.
 // Masked keys have P = 0, so they get dS = 0 without consulting the mask; `causal` only skips known zeros.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, bool causal, float scale, float dropout_p,
-                        uint64_t seed, float* scratch, const AttentionShape& s) {
+                        const float* v, const float* probs, bool causal, float scale, float dropout_p, uint64_t seed,
+                        float* scratch, const AttentionShape& s) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;
   const uint64_t rng_key = dropout_rng::key(seed);
   const uint32_t thr = dropout_rng::keep_threshold(dropout_p);
@@ -142,7 +146,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       for (int i = 0; i < T; i++) {
         const uint64_t base = (uint64_t(bh) * T + i) * T;
         for (int j = 0; j < T; j++)
-          G[size_t(i) * T + j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, P[size_t(i) * T + j] * keep_scale);
+          G[size_t(i) * T + j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr,
+                                                             P[size_t(i) * T + j] * keep_scale);
       }
       gemm(true, false, T, HS, T, 1.0f, G, T, dob, C, 0.0f, dvb, ld);
     } else {
@@ -158,7 +163,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       if (width < T && pr[width] != 0.0f) width = T;
       if (drop) {
         const uint64_t base = (uint64_t(bh) * T + i) * T;
-        for (int j = 0; j < width; j++) gr[j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, gr[j] * keep_scale);
+        for (int j = 0; j < width; j++)
+          gr[j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, gr[j] * keep_scale);
       }
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)

@@ -27,7 +27,8 @@ void dropout_forward(float* out, const float* inp, size_t n, float p, uint64_t s
   const uint32_t thr = dropout_rng::keep_threshold(p);
   const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
 #pragma omp parallel for simd schedule(static) if (n >= (1 << 14))
-  for (size_t i = 0; i < n; i++) out[i] = dropout_rng::select_or_zero(dropout_rng::bits24(k, offset + i) >= thr, inp[i] * keep_scale);
+  for (size_t i = 0; i < n; i++)
+    out[i] = dropout_rng::select_or_zero(dropout_rng::bits24(k, offset + i) >= thr, inp[i] * keep_scale);
 }
 
 // dinp OVERWRITTEN with the forward's mask regenerated (same seed/offset).

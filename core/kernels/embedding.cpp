@@ -10,8 +10,8 @@ namespace ladder::core {
 void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C, int rows, bool accumulate) {
   for (int n = 0; n < N; n++) {
     if (ids[n] < 0 || ids[n] >= rows)
-      throw std::out_of_range("embedding_forward: id " + std::to_string(ids[n]) + " at position " +
-                              std::to_string(n) + " is outside [0, " + std::to_string(rows) + ")");
+      throw std::out_of_range("embedding_forward: id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +
+                              " is outside [0, " + std::to_string(rows) + ")");
   }
 #pragma omp parallel for schedule(static) if (size_t(N) * C >= (1 << 14))
   for (int n = 0; n < N; n++) {

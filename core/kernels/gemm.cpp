@@ -13,8 +13,8 @@ namespace ladder::core {
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              A, lda, B, ldb, beta, C, ldc);
 }
 
 // One GEMM per batch entry, the batch split over OpenMP threads. With the OpenMP build of OpenBLAS a
@@ -28,8 +28,7 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int M, int N, int K, float
   }
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < batch; i++) {
-    gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta, C + i * stride_c,
-         ldc);
+    gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta, C + i * stride_c, ldc);
   }
 }
 

@@ -8,8 +8,8 @@ namespace ladder::core {
 // out, inp: [N, C]; weight, bias: [C]; mean, rstd: [N] or nullptr.
 // Biased variance and eps inside the square root, like torch.nn.LayerNorm. Two passes over the row (mean,
 // then the centred sum of squares) keep the variance accurate when |mean| >> std.
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                       const float* bias, int N, int C, float eps) {
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < N; r++) {
     const float* x = inp + size_t(r) * C;

@@ -54,8 +54,8 @@ float cross_entropy_forward(const float* logits, const int32_t* targets, int N, 
 }
 
 // dlogits OVERWRITTEN: (softmax - onehot) * grad_scale / count; ignored rows get 0.
-void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, int N, int V,
-                            int ignore_index, float grad_scale) {
+void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, int N, int V, int ignore_index,
+                            float grad_scale) {
   int count = count_targets(targets, N, V, ignore_index, "cross_entropy_backward");
   float g = count > 0 ? grad_scale / count : 0.0f;
 #pragma omp parallel for schedule(static)

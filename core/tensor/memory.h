@@ -46,6 +46,9 @@ class MemoryTracker {
   size_t current_total(int slot) const;
   // Rows for every device that ever held memory.
   std::vector<MemoryRow> rows() const;
+  // Number of owned allocations made so far (a training step must make none after the first).
+  size_t allocations() const { return allocations_.load(); }
+  void count_allocation() { allocations_.fetch_add(1, std::memory_order_relaxed); }
   // Forget the peaks (current stays) so a phase can be measured on its own.
   void reset_peaks();
 
@@ -56,6 +59,7 @@ class MemoryTracker {
   };
   std::array<std::array<Counter, kMemCategories>, kMaxDevices> counters_;
   std::array<Counter, kMaxDevices> totals_;
+  std::atomic<size_t> allocations_{0};
 };
 
 // Process peak resident set size (VmHWM) in bytes, 0 when unknown.

@@ -33,6 +33,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, MemCategory cat) {
   s->bytes_ = bytes;
   s->cat_ = cat;
   MemoryTracker::instance().add(0, cat, bytes);
+  MemoryTracker::instance().count_allocation();
   return s;
 }
 

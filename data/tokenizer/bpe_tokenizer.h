@@ -5,6 +5,8 @@
 // HF's exact order. No special tokens are added by encode.
 // Input that is not valid UTF-8 is read as if each invalid byte sequence were U+FFFD (Python can only
 // hand HF valid text, so this is what HF sees for the same text after a lossy decode).
+// Known deviation: \p{L}/\p{N} come from the system ICU (Debian 12: Unicode 15); HF's Oniguruma knows
+// Unicode 16, so code points first assigned in Unicode 16 may split differently.
 // Thread-safe for concurrent const calls: the only mutable state is a word cache behind a shared_mutex.
 #include <cstdint>
 #include <functional>

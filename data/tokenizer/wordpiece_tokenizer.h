@@ -4,6 +4,8 @@
 // (drop NUL/U+FFFD/control chars, whitespace to ' ', spaces around CJK ideographs, NFD and drop Mn
 // marks, lower-case), BertPreTokenizer (split on White_Space, isolate punctuation), then greedy
 // longest-match-first WordPiece with "##" continuations ([UNK] for words over 100 code points).
+// Character classes follow HF's own tables (Unicode 8.0 categories, see the .cpp), so even characters
+// added to Unicode since are treated as HF treats them. Invalid UTF-8 reads as U+FFFD (then dropped).
 // Immutable after construction: concurrent const calls are safe.
 #include <cstdint>
 #include <string>

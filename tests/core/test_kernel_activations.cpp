@@ -50,8 +50,8 @@ TEST(KernelActivations, GeluBackwardFiniteDifference) {
       lc::gelu_forward(y.data(), x.data(), n, kind);
       return weighted_sum(y, r);
     };
-    expect_grad_ok(kind == lc::GeluKind::erf ? "gelu_erf dinp" : "gelu_tanh dinp", loss, x.data(), n, dx.data(),
-                   1e-2, 1e-3, 1e-3);
+    expect_grad_ok(kind == lc::GeluKind::erf ? "gelu_erf dinp" : "gelu_tanh dinp", loss, x.data(), n, dx.data(), 1e-2,
+                   1e-3, 1e-3);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "core/kernels/attention.h"
@@ -34,8 +35,8 @@ std::vector<float> make_mask(int B, int T) {
 }
 
 // Naive reference: out [B,T,C] and probs [B,NH,T,T] (pre-dropout) in double.
-void attention_ref(std::vector<double>& out, std::vector<double>& probs, const float* q, const float* k,
-                   const float* v, const float* mask, const Case& c, int ld) {
+void attention_ref(std::vector<double>& out, std::vector<double>& probs, const float* q, const float* k, const float* v,
+                   const float* mask, const Case& c, int ld) {
   const int B = c.B, T = c.T, NH = c.NH, HS = c.HS, C = NH * HS;
   out.assign(size_t(B) * T * C, 0.0);
   probs.assign(size_t(B) * NH * T * T, 0.0);
@@ -49,7 +50,8 @@ void attention_ref(std::vector<double>& out, std::vector<double>& probs, const f
         bool any = false;
         for (int j = 0; j < T; j++) {
           double acc = 0;
-          for (int d = 0; d < HS; d++) acc += double(q[(b * T + i) * ld + h * HS + d]) * k[(b * T + j) * ld + h * HS + d];
+          for (int d = 0; d < HS; d++)
+            acc += double(q[(b * T + i) * ld + h * HS + d]) * k[(b * T + j) * ld + h * HS + d];
           s[j] = acc * scale;
           ok[j] = (!mask || mask[b * T + j] != 0) && (!c.causal || j <= i);
           if (ok[j]) m = std::max(m, s[j]), any = true;
@@ -65,7 +67,8 @@ void attention_ref(std::vector<double>& out, std::vector<double>& probs, const f
           probs[idx] = pij;
           double pd = pij;
           if (c.p > 0) pd = lc::counter_uniform(c.seed, idx) >= c.p ? pij / (1.0 - c.p) : 0.0;
-          for (int d = 0; d < HS; d++) out[(size_t(b) * T + i) * C + h * HS + d] += pd * v[(b * T + j) * ld + h * HS + d];
+          for (int d = 0; d < HS; d++)
+            out[(size_t(b) * T + i) * C + h * HS + d] += pd * v[(b * T + j) * ld + h * HS + d];
         }
       }
 }
@@ -77,8 +80,8 @@ void check_forward(const Case& c) {
   const float* mp = c.padding ? mask.data() : nullptr;
   lc::AttentionShape s{B, T, NH, HS, C};
   std::vector<float> out(size_t(B) * T * C), probs(size_t(B) * NH * T * T);
-  lc::attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), mp, c.causal, 1.0f / std::sqrt(float(HS)),
-                        c.p, c.seed, s);
+  lc::attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), mp, c.causal,
+                        1.0f / std::sqrt(float(HS)), c.p, c.seed, s);
   std::vector<double> oref, pref;
   attention_ref(oref, pref, q.data(), k.data(), v.data(), mp, c, C);
   for (size_t i = 0; i < out.size(); i++) ASSERT_NEAR(out[i], oref[i], 1e-5) << "out " << i;
@@ -145,7 +148,9 @@ TEST(KernelAttention, ForwardPlain) { check_forward(Case{}); }
 TEST(KernelAttention, ForwardPaddingMask) { check_forward(Case{.padding = true}); }
 TEST(KernelAttention, ForwardCausal) { check_forward(Case{.causal = true}); }
 TEST(KernelAttention, ForwardCausalPaddingDropout) { check_forward(Case{.causal = true, .padding = true, .p = 0.2f}); }
-TEST(KernelAttention, ForwardLargerParallel) { check_forward(Case{.B = 3, .T = 37, .NH = 4, .HS = 8, .padding = true, .p = 0.1f}); }
+TEST(KernelAttention, ForwardLargerParallel) {
+  check_forward(Case{.B = 3, .T = 37, .NH = 4, .HS = 8, .padding = true, .p = 0.1f});
+}
 
 TEST(KernelAttention, DropoutIsDeterministicPerSeed) {
   const int B = 2, T = 6, NH = 2, HS = 4, C = NH * HS;
@@ -198,3 +203,9 @@ TEST(KernelAttention, BackwardCausalWithPadding) { check_backward(Case{.causal =
 TEST(KernelAttention, BackwardDropout) { check_backward(Case{.padding = true, .p = 0.2f}, false); }
 TEST(KernelAttention, BackwardCausalDropout) { check_backward(Case{.causal = true, .p = 0.2f}, false); }
 TEST(KernelAttention, BackwardFusedLayout) { check_backward(Case{.causal = true, .padding = true, .p = 0.2f}, true); }
+
+TEST(KernelAttention, DropoutWithTooLongSequenceThrows) {
+  lc::AttentionShape s{1, 20000, 1, 1, 1};
+  EXPECT_THROW(lc::attention_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, false, 1.0f, 0.1f, 0, s),
+               std::invalid_argument);
+}

@@ -41,8 +41,10 @@ TEST(KernelDropout, RateScaleAndDeterminism) {
     EXPECT_EQ(y, y2) << "same seed/offset must give the same mask";
     size_t dropped = 0;
     for (size_t i = 0; i < n; i++) {
-      if (y[i] == 0.0f) dropped++;
-      else ASSERT_FLOAT_EQ(y[i], 1.0f / (1.0f - p));
+      if (y[i] == 0.0f)
+        dropped++;
+      else
+        ASSERT_FLOAT_EQ(y[i], 1.0f / (1.0f - p));
     }
     double rate = double(dropped) / n;
     EXPECT_NEAR(rate, p, 0.01 * p) << "drop rate within 1% of p";

@@ -40,7 +40,8 @@ TEST(KernelGemm, AllTransposesWithStridesMatchNaive) {
       auto Cref = C;
       lc::gemm(ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C.data(), ldc);
       gemm_ref(ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, Cref.data(), ldc);
-      for (size_t i = 0; i < C.size(); i++) EXPECT_NEAR(C[i], Cref[i], 1e-4) << "ta=" << ta << " tb=" << tb << " i=" << i;
+      for (size_t i = 0; i < C.size(); i++)
+        EXPECT_NEAR(C[i], Cref[i], 1e-4) << "ta=" << ta << " tb=" << tb << " i=" << i;
     }
 }
 
@@ -59,7 +60,8 @@ TEST(KernelGemm, StridedBatchedMatchesPerMatrixNaive) {
       for (int i = 0; i < batch; i++)
         gemm_ref(ta, tb, M, N, K, 1.5f, A.data() + i * sa, lda, B.data() + i * sb, ldb, 0.5f, Cref.data() + i * sc,
                  ldc);
-      for (size_t i = 0; i < C.size(); i++) EXPECT_NEAR(C[i], Cref[i], 1e-4) << "ta=" << ta << " tb=" << tb << " i=" << i;
+      for (size_t i = 0; i < C.size(); i++)
+        EXPECT_NEAR(C[i], Cref[i], 1e-4) << "ta=" << ta << " tb=" << tb << " i=" << i;
     }
 }
 

@@ -2,6 +2,9 @@
 // and the overwrite (dinp) / accumulate (dweight, dbias) contract.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -51,8 +54,7 @@ TEST(KernelLayerNorm, BackwardFiniteDifference) {
   std::vector<float> y(size_t(N) * C), mean(N), rstd(N);
   lc::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, eps);
   std::vector<float> dx(size_t(N) * C, std::numeric_limits<float>::quiet_NaN()), dw(C, 0.0f), db(C, 0.0f);
-  lc::layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N,
-                         C);
+  lc::layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
   auto loss = [&] {
     lc::layernorm_forward(y.data(), nullptr, nullptr, x.data(), w.data(), b.data(), N, C, eps);
     return weighted_sum(y, r);
@@ -68,11 +70,9 @@ TEST(KernelLayerNorm, DinpOverwrittenParamGradsAccumulate) {
   std::vector<float> y(size_t(N) * C), mean(N), rstd(N);
   lc::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
   std::vector<float> dx(size_t(N) * C, 7.0f), dw(C, 0.0f), db(C, 0.0f);
-  lc::layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N,
-                         C);
+  lc::layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
   auto dx1 = dx, dw1 = dw, db1 = db;
-  lc::layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N,
-                         C);
+  lc::layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
   EXPECT_EQ(dx, dx1);  // overwritten, not accumulated
   for (int c = 0; c < C; c++) {
     EXPECT_NEAR(dw[c], 2 * dw1[c], 1e-4 * (1 + std::fabs(dw1[c])));
@@ -82,4 +82,22 @@ TEST(KernelLayerNorm, DinpOverwrittenParamGradsAccumulate) {
   std::vector<float> dx2(size_t(N) * C, -1.0f);
   lc::layernorm_backward(dx2.data(), nullptr, nullptr, r.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
   EXPECT_EQ(dx2, dx1);
+}
+
+TEST(KernelLayerNorm, ParameterGradientsDoNotDependOnThreadCount) {
+  const int N = 257, C = 200;
+  auto x = randn(size_t(N) * C, 32), w = randn(C, 33), b = randn(C, 34), r = randn(size_t(N) * C, 35);
+  std::vector<float> y(size_t(N) * C), mean(N), rstd(N), dx(size_t(N) * C);
+  lc::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+  std::vector<float> dw1(C, 0.0f), db1(C, 0.0f), dw2(C, 0.0f), db2(C, 0.0f);
+  int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  lc::layernorm_backward(dx.data(), dw1.data(), db1.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N,
+                         C);
+  omp_set_num_threads(std::max(2, saved));
+  lc::layernorm_backward(dx.data(), dw2.data(), db2.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N,
+                         C);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(dw1, dw2);
+  EXPECT_EQ(db1, db2);
 }

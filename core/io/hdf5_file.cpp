@@ -1,0 +1,273 @@
+#include "core/io/hdf5_file.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+namespace ladder::core {
+
+namespace {
+
+std::runtime_error h5_error(const std::string& file, const std::string& what) {
+  return std::runtime_error(file + ": HDF5: " + what);
+}
+
+hid_t mem_type(DType t) {
+  switch (t) {
+    case DType::f32: return H5T_NATIVE_FLOAT;
+    case DType::f16: return H5T_NATIVE_UINT16;
+    case DType::bf16: return H5T_NATIVE_UINT16;
+    case DType::i32: return H5T_NATIVE_INT32;
+    case DType::i8: return H5T_NATIVE_INT8;
+    case DType::u4: return H5T_NATIVE_UINT8;
+  }
+  return H5T_NATIVE_FLOAT;
+}
+
+// HDF5 has no predefined half/bfloat16 types before 1.14.4; build IEEE-layout float types so h5py reads
+// f16 as numpy float16 and bf16 as a 16-bit float (sign 15, exponent 7..14, mantissa 0..6).
+hid_t make_float16_type(bool bf16) {
+  hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+  H5Tset_size(t, 2);
+  if (bf16) {
+    H5Tset_fields(t, 15, 7, 8, 0, 7);
+    H5Tset_ebias(t, 127);
+  } else {
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_ebias(t, 15);
+  }
+  H5Tset_precision(t, 16);
+  H5Tset_offset(t, 0);
+  H5Tset_norm(t, H5T_NORM_IMPLIED);
+  return t;
+}
+
+hid_t file_type(DType t) {
+  if (t == DType::f16) return make_float16_type(false);
+  if (t == DType::bf16) return make_float16_type(true);
+  return H5Tcopy(mem_type(t));
+}
+
+// Writing raw half bits: the memory type must equal the file type, or HDF5 converts.
+hid_t raw_mem_type(DType t) {
+  if (t == DType::f16 || t == DType::bf16) return file_type(t);
+  return H5Tcopy(mem_type(t));
+}
+
+void write_string_attr(hid_t obj, const std::string& file, const std::string& key, const std::string& value) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, value.empty() ? 1 : value.size());
+  H5Tset_strpad(type, H5T_STR_NULLTERM);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  hid_t space = H5Screate(H5S_SCALAR);
+  if (H5Aexists(obj, key.c_str()) > 0) H5Adelete(obj, key.c_str());
+  hid_t attr = H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = attr < 0 ? -1 : H5Awrite(attr, type, value.empty() ? "" : value.c_str());
+  if (attr >= 0) H5Aclose(attr);
+  H5Sclose(space);
+  H5Tclose(type);
+  if (rc < 0) throw h5_error(file, "cannot write attribute '" + key + "'");
+}
+
+}  // namespace
+
+Hdf5Dataset::~Hdf5Dataset() {
+  if (id_ >= 0) H5Dclose(id_);
+}
+Hdf5Dataset::Hdf5Dataset(Hdf5Dataset&& o) noexcept
+    : id_(o.id_), file_(std::move(o.file_)), name_(std::move(o.name_)), dtype_(o.dtype_), dims_(std::move(o.dims_)) {
+  o.id_ = -1;
+}
+Hdf5Dataset& Hdf5Dataset::operator=(Hdf5Dataset&& o) noexcept {
+  if (this != &o) {
+    if (id_ >= 0) H5Dclose(id_);
+    id_ = o.id_;
+    file_ = std::move(o.file_);
+    name_ = std::move(o.name_);
+    dtype_ = o.dtype_;
+    dims_ = std::move(o.dims_);
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+static void select_rows(hid_t id, const std::vector<uint64_t>& dims, uint64_t row0, uint64_t rows, hid_t& fspace,
+                        hid_t& mspace) {
+  std::vector<hsize_t> start(dims.size(), 0), count(dims.begin(), dims.end());
+  start[0] = row0;
+  count[0] = rows;
+  fspace = H5Dget_space(id);
+  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+  mspace = H5Screate_simple(int(count.size()), count.data(), nullptr);
+}
+
+void Hdf5Dataset::write_rows(uint64_t row0, uint64_t rows, const void* data) {
+  if (rows == 0) return;
+  if (row0 + rows > dims_[0])
+    throw h5_error(file_, "rows [" + std::to_string(row0) + ", " + std::to_string(row0 + rows) + ") past the end of '" + name_ + "'");
+  hid_t fspace, mspace;
+  select_rows(id_, dims_, row0, rows, fspace, mspace);
+  hid_t mt = raw_mem_type(dtype_);
+  herr_t rc = H5Dwrite(id_, mt, mspace, fspace, H5P_DEFAULT, data);
+  H5Tclose(mt);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  if (rc < 0) throw h5_error(file_, "cannot write dataset '" + name_ + "'");
+}
+
+void Hdf5Dataset::write_rows_from_f32(uint64_t row0, uint64_t rows, const float* data) {
+  uint64_t per_row = 1;
+  for (size_t i = 1; i < dims_.size(); ++i) per_row *= dims_[i];
+  const size_t n = size_t(rows * per_row);
+  if (dtype_ == DType::f32) return write_rows(row0, rows, data);
+  if (dtype_ != DType::f16 && dtype_ != DType::bf16) throw h5_error(file_, "dataset '" + name_ + "' is not a float dataset");
+  std::vector<uint16_t> bits(n);
+  for (size_t i = 0; i < n; ++i) bits[i] = dtype_ == DType::f16 ? f32_to_f16(data[i]) : f32_to_bf16(data[i]);
+  write_rows(row0, rows, bits.data());
+}
+
+void Hdf5Dataset::read_rows(uint64_t row0, uint64_t rows, void* data) const {
+  if (row0 + rows > dims_[0]) throw h5_error(file_, "read past the end of '" + name_ + "'");
+  hid_t fspace, mspace;
+  select_rows(id_, dims_, row0, rows, fspace, mspace);
+  hid_t mt = raw_mem_type(dtype_);
+  herr_t rc = H5Dread(id_, mt, mspace, fspace, H5P_DEFAULT, data);
+  H5Tclose(mt);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  if (rc < 0) throw h5_error(file_, "cannot read dataset '" + name_ + "'");
+}
+
+void Hdf5Dataset::set_attr(const std::string& key, const std::string& value) { write_string_attr(id_, file_, key, value); }
+
+Hdf5File Hdf5File::create(const std::string& path) {
+  Hdf5File f;
+  f.path_ = path;
+  f.tmp_path_ = path + ".tmp";
+  f.writing_ = true;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // we report errors ourselves, with context
+  f.id_ = H5Fcreate(f.tmp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f.id_ < 0) throw h5_error(f.tmp_path_, "cannot create file (does the directory exist and is it writable?)");
+  return f;
+}
+
+Hdf5File Hdf5File::open_read(const std::string& path) {
+  Hdf5File f;
+  f.path_ = path;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  f.id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f.id_ < 0) throw h5_error(path, "cannot open (missing, or not an HDF5 file)");
+  return f;
+}
+
+Hdf5File::Hdf5File(Hdf5File&& o) noexcept
+    : id_(o.id_), path_(std::move(o.path_)), tmp_path_(std::move(o.tmp_path_)), writing_(o.writing_) {
+  o.id_ = -1;
+  o.writing_ = false;
+}
+
+Hdf5File::~Hdf5File() {
+  if (id_ >= 0) H5Fclose(id_);
+  if (writing_) std::remove(tmp_path_.c_str());
+}
+
+Hdf5Dataset Hdf5File::create_dataset(const std::string& name, DType dtype, const std::vector<uint64_t>& dims,
+                                     uint64_t chunk_rows) {
+  std::vector<hsize_t> d(dims.begin(), dims.end()), chunk(dims.begin(), dims.end());
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, dims.empty() || dims[0] == 0 ? 1 : dims[0]));
+  hid_t space = H5Screate_simple(int(d.size()), d.data(), nullptr);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (!dims.empty() && dims[0] > 0) H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+  hid_t ft = file_type(dtype);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t id = H5Dcreate2(id_, name.c_str(), ft, space, lcpl, dcpl, H5P_DEFAULT);
+  H5Pclose(lcpl);
+  H5Tclose(ft);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  if (id < 0) throw h5_error(path_, "cannot create dataset '" + name + "'");
+  return Hdf5Dataset(id, path_, name, dtype, dims);
+}
+
+Hdf5Dataset Hdf5File::open_dataset(const std::string& name) const {
+  hid_t id = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  if (id < 0) throw h5_error(path_, "no dataset '" + name + "'");
+  hid_t space = H5Dget_space(id);
+  int nd = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> d(size_t(std::max(nd, 0)));
+  H5Sget_simple_extent_dims(space, d.data(), nullptr);
+  H5Sclose(space);
+  hid_t t = H5Dget_type(id);
+  DType dt;
+  H5T_class_t cls = H5Tget_class(t);
+  size_t size = H5Tget_size(t);
+  if (cls == H5T_FLOAT && size == 4) dt = DType::f32;
+  else if (cls == H5T_FLOAT && size == 2) {
+    size_t spos, epos, esize, mpos, msize;
+    H5Tget_fields(t, &spos, &epos, &esize, &mpos, &msize);
+    dt = esize == 8 ? DType::bf16 : DType::f16;
+  } else if (cls == H5T_INTEGER && size == 4) dt = DType::i32;
+  else if (cls == H5T_INTEGER && size == 1) dt = DType::i8;
+  else {
+    H5Tclose(t);
+    H5Dclose(id);
+    throw h5_error(path_, "dataset '" + name + "' has a type ladder does not read");
+  }
+  H5Tclose(t);
+  return Hdf5Dataset(id, path_, name, dt, std::vector<uint64_t>(d.begin(), d.end()));
+}
+
+void Hdf5File::create_group(const std::string& name) {
+  hid_t g = H5Gcreate2(id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) throw h5_error(path_, "cannot create group '" + name + "'");
+  H5Gclose(g);
+}
+
+void Hdf5File::set_attr(const std::string& key, const std::string& value) { write_string_attr(id_, path_, key, value); }
+
+void Hdf5File::set_attr(const std::string& key, int64_t value) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  if (H5Aexists(id_, key.c_str()) > 0) H5Adelete(id_, key.c_str());
+  hid_t attr = H5Acreate2(id_, key.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_INT64, &value);
+  if (attr >= 0) H5Aclose(attr);
+  H5Sclose(space);
+  if (rc < 0) throw h5_error(path_, "cannot write attribute '" + key + "'");
+}
+
+std::string Hdf5File::get_attr_string(const std::string& key) const {
+  if (H5Aexists(id_, key.c_str()) <= 0) throw h5_error(path_, "no attribute '" + key + "'");
+  hid_t attr = H5Aopen(id_, key.c_str(), H5P_DEFAULT);
+  hid_t t = H5Aget_type(attr);
+  std::string out;
+  if (H5Tis_variable_str(t) > 0) {
+    char* s = nullptr;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Aread(attr, mt, &s);
+    if (s) out = s;
+    H5free_memory(s);
+    H5Tclose(mt);
+  } else {
+    out.resize(H5Tget_size(t));
+    H5Aread(attr, t, out.data());
+    while (!out.empty() && out.back() == '\0') out.pop_back();
+  }
+  H5Tclose(t);
+  H5Aclose(attr);
+  return out;
+}
+
+void Hdf5File::commit() {
+  if (!writing_) return;
+  if (H5Fclose(id_) < 0) {
+    id_ = -1;
+    throw h5_error(tmp_path_, "cannot close file");
+  }
+  id_ = -1;
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) throw h5_error(path_, "cannot rename from " + tmp_path_);
+  writing_ = false;
+}
+
+}  // namespace ladder::core

@@ -1,0 +1,71 @@
+#pragma once
+// A small RAII layer over the HDF5 C API for ladder's files (encodings, activation stores, checkpoints):
+// create a file under a temporary name and rename it into place on commit(), chunked row-major datasets
+// written by row ranges, and string/integer attributes. Every error names the file and the object.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor/dtype.h"
+
+namespace ladder::core {
+
+class Hdf5Dataset {
+ public:
+  Hdf5Dataset() = default;
+  Hdf5Dataset(hid_t id, std::string file, std::string name, DType dtype, std::vector<uint64_t> dims)
+      : id_(id), file_(std::move(file)), name_(std::move(name)), dtype_(dtype), dims_(std::move(dims)) {}
+  ~Hdf5Dataset();
+  Hdf5Dataset(Hdf5Dataset&& o) noexcept;
+  Hdf5Dataset& operator=(Hdf5Dataset&& o) noexcept;
+  Hdf5Dataset(const Hdf5Dataset&) = delete;
+
+  // Writes rows [row0, row0 + rows) (the first dimension) from host memory in the dataset's dtype
+  // (f32, f16/bf16 as uint16 bits, i32, i8).
+  void write_rows(uint64_t row0, uint64_t rows, const void* data);
+  // Same, converting float input to the dataset's float dtype (f32, f16 or bf16).
+  void write_rows_from_f32(uint64_t row0, uint64_t rows, const float* data);
+  void read_rows(uint64_t row0, uint64_t rows, void* data) const;
+  void set_attr(const std::string& key, const std::string& value);
+  const std::vector<uint64_t>& dims() const { return dims_; }
+  DType dtype() const { return dtype_; }
+
+ private:
+  hid_t id_ = -1;
+  std::string file_, name_;
+  DType dtype_ = DType::f32;
+  std::vector<uint64_t> dims_;
+};
+
+class Hdf5File {
+ public:
+  // Creates `path` + ".tmp"; commit() flushes, closes and renames it to `path`. Destroying an uncommitted
+  // file removes the temporary, so an interrupted write never leaves a half file under the real name.
+  static Hdf5File create(const std::string& path);
+  static Hdf5File open_read(const std::string& path);
+  ~Hdf5File();
+  Hdf5File(Hdf5File&& o) noexcept;
+  Hdf5File& operator=(Hdf5File&& o) noexcept = delete;
+  Hdf5File(const Hdf5File&) = delete;
+
+  // A chunked dataset of `dims`; chunks hold `chunk_rows` rows (clamped to [1, dims[0]]).
+  Hdf5Dataset create_dataset(const std::string& name, DType dtype, const std::vector<uint64_t>& dims,
+                             uint64_t chunk_rows = 64);
+  Hdf5Dataset open_dataset(const std::string& name) const;
+  void create_group(const std::string& name);
+  void set_attr(const std::string& key, const std::string& value);
+  void set_attr(const std::string& key, int64_t value);
+  std::string get_attr_string(const std::string& key) const;
+  void commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  Hdf5File() = default;
+  hid_t id_ = -1;
+  std::string path_, tmp_path_;
+  bool writing_ = false;
+};
+
+}  // namespace ladder::core

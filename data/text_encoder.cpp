@@ -1,0 +1,61 @@
+#include "data/text_encoder.h"
+
+#include <sys/stat.h>
+
+#include <stdexcept>
+
+#include "data/tokenizer/bpe_tokenizer.h"
+#include "data/tokenizer/wordpiece_tokenizer.h"
+
+namespace ladder::data {
+
+static bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+TextEncoder::~TextEncoder() = default;
+TextEncoder::TextEncoder(TextEncoder&&) noexcept = default;
+TextEncoder& TextEncoder::operator=(TextEncoder&&) noexcept = default;
+
+TextEncoder TextEncoder::for_model(const std::string& dir, core::Architecture arch) {
+  TextEncoder e;
+  if (arch == core::Architecture::bert) {
+    const std::string vocab = dir + "/vocab.txt";
+    if (!exists(vocab)) throw std::runtime_error(dir + ": no vocab.txt (the WordPiece vocabulary a BERT model needs)");
+    e.wordpiece_ = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(vocab, true));
+    e.pad_id_ = e.wordpiece_->pad_id();
+    e.kind_ = "wordpiece";
+    e.source_ = vocab;
+  } else {
+    const std::string vj = dir + "/vocab.json", mt = dir + "/merges.txt", tj = dir + "/tokenizer.json";
+    if (exists(vj) && exists(mt)) {
+      e.bpe_ = std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_files(vj, mt));
+      e.source_ = vj + " + " + mt;
+    } else if (exists(tj)) {
+      e.bpe_ = std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_tokenizer_json(tj));
+      e.source_ = tj;
+    } else {
+      throw std::runtime_error(dir + ": no vocab.json + merges.txt or tokenizer.json (the byte-level BPE a GPT-2 model needs)");
+    }
+    e.pad_id_ = e.bpe_->eos_id();
+    e.kind_ = "bpe";
+  }
+  return e;
+}
+
+Encoding TextEncoder::encode(const std::string& a, const std::string* b, int max_len) const {
+  if (wordpiece_) return wordpiece_->encode(a, b, max_len);
+  Encoding enc;
+  enc.input_ids = bpe_->encode(a);
+  if (b) {
+    auto more = bpe_->encode(*b);
+    enc.input_ids.insert(enc.input_ids.end(), more.begin(), more.end());
+  }
+  if (max_len > 0 && int(enc.input_ids.size()) > max_len) enc.input_ids.resize(size_t(max_len));
+  enc.token_type_ids.assign(enc.input_ids.size(), 0);
+  enc.attention_mask.assign(enc.input_ids.size(), 1);
+  return enc;
+}
+
+}  // namespace ladder::data
