@@ -26,18 +26,23 @@ hid_t mem_type(DType t) {
 
 // HDF5 has no predefined half/bfloat16 types before 1.14.4; build IEEE-layout float types so h5py reads
 // f16 as numpy float16 and bf16 as a 16-bit float (sign 15, exponent 7..14, mantissa 0..6).
+// The fields must be moved into the low 16 bits before the size shrinks: HDF5 refuses to shrink a float
+// type whose fields would fall outside it (the type silently stayed 4 bytes wide, and 2-byte buffers were
+// read as 4-byte elements). This is h5py's own recipe for IEEE_F16LE.
 hid_t make_float16_type(bool bf16) {
   hid_t t = H5Tcopy(H5T_IEEE_F32LE);
-  H5Tset_size(t, 2);
   if (bf16) {
     H5Tset_fields(t, 15, 7, 8, 0, 7);
-    H5Tset_ebias(t, 127);
   } else {
     H5Tset_fields(t, 15, 10, 5, 0, 10);
-    H5Tset_ebias(t, 15);
   }
-  H5Tset_precision(t, 16);
   H5Tset_offset(t, 0);
+  H5Tset_precision(t, 16);
+  if (H5Tset_size(t, 2) < 0 || H5Tget_size(t) != 2) {
+    H5Tclose(t);
+    throw std::logic_error("HDF5: cannot build a 16-bit float type");
+  }
+  H5Tset_ebias(t, bf16 ? 127 : 15);
   H5Tset_norm(t, H5T_NORM_IMPLIED);
   return t;
 }

@@ -82,6 +82,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       throw bad("header entry lacks dtype, shape or data_offsets");
     SafetensorsEntry entry;
     entry.name = name;
+    if (!e["dtype"].is_string()) throw bad("dtype must be a string");
+    if (!e["shape"].is_array()) throw bad("invalid shape (not an array)");
     std::string dt = e["dtype"].get<std::string>();
     entry.st_dtype = dt;
     entry.loadable = parse_st_dtype(dt, entry.dtype);
@@ -91,7 +93,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       entry.shape.push_back(d.get<int64_t>());
     }
     const json& off = e["data_offsets"];
-    if (!off.is_array() || off.size() != 2) throw bad("data_offsets must be [begin, end]");
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw bad("data_offsets must be [begin, end] (non-negative integers)");
     entry.begin = off[0].get<size_t>();
     entry.end = off[1].get<size_t>();
     if (entry.end < entry.begin) throw bad("data_offsets end before begin");

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# build.sh [BUILD_DIR]: configures (Release, CUDA backend if a toolkit is found) and builds everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${1:-${LADDER_BUILD_DIR:-build}}"
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLADDER_CUDA="${LADDER_CUDA:-AUTO}" >&2
+cmake --build "$BUILD_DIR" -j"$(nproc)" >&2
+echo "$BUILD_DIR"

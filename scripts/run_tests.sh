@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# run_tests.sh: the README's second command (and CI's). Installs what is missing, builds, fetches the real
+# model the parity tests use, and runs every test with CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+BUILD_DIR=$(bash scripts/build.sh | tail -n1)
+export LADDER_MINILM_DIR=$(bash scripts/fetch_minilm.sh | tail -n1)
+export LADDER_SHARED="${LADDER_SHARED:-$(cd .. && pwd)/shared}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd "$BUILD_DIR"
+ctest --output-on-failure -j"$(nproc)" "$@"
