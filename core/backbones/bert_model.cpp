@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/backbones/gradient_floor.h"
 #include "core/backbones/weight_loader.h"
 #include "core/kernels/activations.h"
 #include "core/kernels/dropout.h"
@@ -61,7 +62,7 @@ Tensor BertModel::hidden_state(int i) const {
 void BertModel::embeddings_forward() {
   const TokenBatch& b = batch_;
   const int N = b.rows(), C = cfg_.hidden;
-  const MemCategory cat = opt_.save_for_backward ? MemCategory::activations : MemCategory::workspace;
+  const MemCategory cat = opt_.save_for_backward && floor_ < 0 ? MemCategory::activations : MemCategory::workspace;
   if (b.T > cfg_.max_positions)
     throw std::invalid_argument("sequence length " + std::to_string(b.T) + " exceeds max_position_embeddings " +
                                 std::to_string(cfg_.max_positions));
@@ -93,17 +94,21 @@ void BertModel::forward(const TokenBatch& batch, const StepOptions& opt) {
   opt_ = opt;
   keep_all_ = opt.save_for_backward || opt.keep_hidden_states;
   const int N = batch.rows(), C = cfg_.hidden, L = cfg_.layers;
+  floor_ = opt.save_for_backward ? gradient_floor(reg_, "encoder.layer.", {"embeddings."}, L) : L;
   const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
-  const size_t nbuf = opt.save_for_backward ? size_t(L) : 1;
-  if (bufs_.size() < nbuf) bufs_.resize(nbuf);
+  if (bufs_.size() < size_t(L)) bufs_.resize(size_t(L));
   const size_t nhid = keep_all_ ? size_t(L + 1) : 2;
   if (hidden_.size() < nhid) hidden_.resize(nhid);
-  for (size_t i = 0; i < nhid; ++i) Tensor::ensure(hidden_[i], {N, C}, DType::f32, cat);
+  // A layer's input is saved when that layer runs backward (its Q/K/V may need it).
+  for (size_t i = 0; i < nhid; ++i)
+    Tensor::ensure(hidden_[i], {N, C}, DType::f32,
+                   opt.save_for_backward && int(i) >= floor_ && int(i) < L ? MemCategory::activations : MemCategory::workspace);
 
   embeddings_forward();
   for (int i = 0; i < L; ++i) {
-    auto& buf = bufs_[opt.save_for_backward ? size_t(i) : 0];
-    layers_[i].forward(hidden_[hidden_slot(i + 1)].data<float>(), hidden_[hidden_slot(i)].data<float>(), buf, batch, opt);
+    const bool save = opt.save_for_backward && i >= floor_;
+    layers_[i].forward(hidden_[hidden_slot(i + 1)].data<float>(), hidden_[hidden_slot(i)].data<float>(),
+                       save ? bufs_[size_t(i)] : scratch_, scratch_, save, batch, opt);
   }
   if (has_pooler()) {
     Tensor::ensure(cls_, {batch.B, C}, DType::f32, cat);
@@ -142,13 +147,13 @@ void BertModel::backward(const float* d_last, const float* d_pooled, const std::
     for (int r = 0; r < b.B; ++r) add_inplace(d + size_t(r) * b.T * C, dcls + size_t(r) * C, C);
   }
 
-  for (int i = L - 1; i >= 0; --i) {
+  for (int i = L - 1; i >= std::max(floor_, 0); --i) {
     float* dx = d_next_.data<float>();
     layers_[i].backward(dx, d_cur_.data<float>(), hidden_[i].data<float>(), bufs_[i], b, opt_, ws_);
     if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
     std::swap(d_cur_, d_next_);
   }
-  embeddings_backward(d_cur_.data<float>());
+  if (floor_ < 0) embeddings_backward(d_cur_.data<float>());
 }
 
 void BertModel::embeddings_backward(const float* d_h0) {

@@ -46,7 +46,9 @@ class BertModel : public Backbone {
   TokenBatch batch_;
   StepOptions opt_;
   bool keep_all_ = false;
+  int floor_ = 0;  // gradient floor of the current step (see gradient_floor.h)
   std::vector<BertLayer::Buffers> bufs_;
+  BertLayer::Buffers scratch_;
   std::vector<Tensor> hidden_;
   Tensor pos_ids_, type_ids_;            // [N] i32
   Tensor emb_sum_, emb_mean_, emb_rstd_;  // embeddings before LayerNorm and its statistics

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/backbones/gradient_floor.h"
 #include "core/backbones/weight_loader.h"
 #include "core/kernels/activations.h"
 #include "core/kernels/dropout.h"
@@ -66,11 +67,15 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
   if (b.T > cfg_.max_positions)
     throw std::invalid_argument("sequence length " + std::to_string(b.T) + " exceeds n_positions " + std::to_string(cfg_.max_positions));
   const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
-  const size_t nbuf = opt.save_for_backward ? size_t(L) : 1;
-  if (bufs_.size() < nbuf) bufs_.resize(nbuf);
+  floor_ = opt.save_for_backward ? gradient_floor(reg_, "h.", {"wte.", "wpe."}, L) : L;
+  if (bufs_.size() < size_t(L)) bufs_.resize(size_t(L));
   const size_t nstream = keep_all_ ? size_t(L + 1) : 2;
   if (stream_.size() < nstream) stream_.resize(nstream);
-  for (size_t i = 0; i < nstream; ++i) Tensor::ensure(stream_[i], {N, C}, DType::f32, cat);
+  // stream_[i] is block i's input (ln_1's input: always read by a block that runs backward) and
+  // stream_[L] is ln_f's input.
+  for (size_t i = 0; i < nstream; ++i)
+    Tensor::ensure(stream_[i], {N, C}, DType::f32,
+                   opt.save_for_backward && int(i) >= floor_ ? MemCategory::activations : MemCategory::workspace);
   Tensor::ensure(final_, {N, C}, DType::f32, cat);
   Tensor::ensure(lnf_mean_, {N}, DType::f32, cat);
   Tensor::ensure(lnf_rstd_, {N}, DType::f32, cat);
@@ -85,8 +90,9 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
     sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt.seed, kEmbeddingSite),
                              opt.first_row);
   for (int i = 0; i < L; ++i) {
-    auto& buf = bufs_[opt.save_for_backward ? size_t(i) : 0];
-    blocks_[i].forward(stream_[block_slot(i + 1)].data<float>(), stream_[block_slot(i)].data<float>(), buf, b, opt);
+    const bool save = opt.save_for_backward && i >= floor_;
+    blocks_[i].forward(stream_[block_slot(i + 1)].data<float>(), stream_[block_slot(i)].data<float>(),
+                       save ? bufs_[size_t(i)] : scratch_, scratch_, save, b, opt);
   }
   ln_f_.forward(final_.data<float>(), lnf_mean_.data<float>(), lnf_rstd_.data<float>(),
                 stream_[block_slot(L)].data<float>(), N);
@@ -123,12 +129,13 @@ void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d
   if (!d_hidden.empty() && d_hidden[L]) add_inplace(dfin, d_hidden[L], NC);
   ln_f_.backward(d_cur_.data<float>(), dfin, stream_[L].data<float>(), lnf_mean_.data<float>(), lnf_rstd_.data<float>(), N);
 
-  for (int i = L - 1; i >= 0; --i) {
+  for (int i = L - 1; i >= std::max(floor_, 0); --i) {
     float* dx = d_next_.data<float>();
     blocks_[i].backward(dx, d_cur_.data<float>(), stream_[i].data<float>(), bufs_[i], b, opt_, ws_);
     if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
     std::swap(d_cur_, d_next_);
   }
+  if (floor_ >= 0) return;
   float* d = d_cur_.data<float>();
   if (opt_.training && cfg_.embd_dropout > 0)
     sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),

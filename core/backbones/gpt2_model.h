@@ -38,7 +38,9 @@ class Gpt2Model : public Backbone {
   TokenBatch batch_;
   StepOptions opt_;
   bool keep_all_ = false;
+  int floor_ = 0;  // gradient floor of the current step (see gradient_floor.h)
   std::vector<Gpt2Block::Buffers> bufs_;
+  Gpt2Block::Buffers scratch_;
   std::vector<Tensor> stream_;           // residual stream: stream_[i] = input of block i, [layers] = last output
   Tensor final_, lnf_mean_, lnf_rstd_;   // ln_f output and statistics
   Tensor pos_ids_;

@@ -4,6 +4,7 @@
 
 #include "core/kernels/activations.h"
 #include "core/kernels/dropout.h"
+#include "core/modules/activation_slot.h"
 
 namespace ladder::core {
 
@@ -12,38 +13,38 @@ namespace {
 enum Site : uint64_t { kAttnProbs = 1, kAttnOut = 2, kFfnOut = 3 };
 }  // namespace
 
-void BertLayer::forward(float* out, const float* x, Buffers& buf, const TokenBatch& b, const StepOptions& opt) const {
+void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
+                        const StepOptions& opt) const {
   const int N = b.rows(), C = attn.C, F = ffn_in.out;
-  const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
   const bool drop = opt.training;
-  Tensor::ensure(buf.h1_pre, {N, C}, DType::f32, cat);
-  Tensor::ensure(buf.ln1_mean, {N}, DType::f32, cat);
-  Tensor::ensure(buf.ln1_rstd, {N}, DType::f32, cat);
-  Tensor::ensure(buf.h1, {N, C}, DType::f32, cat);
-  Tensor::ensure(buf.ffn_pre, {N, F}, DType::f32, cat);
-  Tensor::ensure(buf.ffn_act, {N, F}, DType::f32, cat);
-  Tensor::ensure(buf.h2_pre, {N, C}, DType::f32, cat);
-  Tensor::ensure(buf.ln2_mean, {N}, DType::f32, cat);
-  Tensor::ensure(buf.ln2_rstd, {N}, DType::f32, cat);
+  // Backward reads the LayerNorm inputs and statistics and GELU's input; h1 and the GELU output only as
+  // inputs of trainable Linears.
+  float* h1_pre = activation_slot(save, saved.h1_pre, scratch.h1_pre, {N, C}).data<float>();
+  float* ln1_mean = activation_slot(save, saved.ln1_mean, scratch.ln1_mean, {N}).data<float>();
+  float* ln1_rstd = activation_slot(save, saved.ln1_rstd, scratch.ln1_rstd, {N}).data<float>();
+  float* h1 = activation_slot(save && ffn_in.needs_input(), saved.h1, scratch.h1, {N, C}).data<float>();
+  float* ffn_pre = activation_slot(save, saved.ffn_pre, scratch.ffn_pre, {N, F}).data<float>();
+  float* ffn_act = activation_slot(save && ffn_out.needs_input(), saved.ffn_act, scratch.ffn_act, {N, F}).data<float>();
+  float* h2_pre = activation_slot(save, saved.h2_pre, scratch.h2_pre, {N, C}).data<float>();
+  float* ln2_mean = activation_slot(save, saved.ln2_mean, scratch.ln2_mean, {N}).data<float>();
+  float* ln2_rstd = activation_slot(save, saved.ln2_rstd, scratch.ln2_rstd, {N}).data<float>();
 
-  float* h1_pre = buf.h1_pre.data<float>();
-  attn.forward(h1_pre, x, buf.attn, b, cat, drop ? attn.dropout_p : 0.0f, derive_seed(opt.seed, layer_index, kAttnProbs));
+  attn.forward(h1_pre, x, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
+               derive_seed(opt.seed, layer_index, kAttnProbs));
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h1_pre, h1_pre, b, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
   add_inplace(h1_pre, x, size_t(N) * C);
-  float* h1 = buf.h1.data<float>();
-  ln1.forward(h1, buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), h1_pre, N);
+  ln1.forward(h1, ln1_mean, ln1_rstd, h1_pre, N);
 
-  ffn_in.forward(buf.ffn_pre.data<float>(), h1, N);
-  gelu_forward(buf.ffn_act.data<float>(), buf.ffn_pre.data<float>(), size_t(N) * F, gelu);
-  float* h2_pre = buf.h2_pre.data<float>();
-  ffn_out.forward(h2_pre, buf.ffn_act.data<float>(), N);
+  ffn_in.forward(ffn_pre, h1, N);
+  gelu_forward(ffn_act, ffn_pre, size_t(N) * F, gelu);
+  ffn_out.forward(h2_pre, ffn_act, N);
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h2_pre, h2_pre, b, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
   add_inplace(h2_pre, h1, size_t(N) * C);
-  ln2.forward(out, buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), h2_pre, N);
+  ln2.forward(out, ln2_mean, ln2_rstd, h2_pre, N);
 }
 
 void BertLayer::backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
@@ -60,9 +61,9 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
   if (drop && hidden_dropout > 0)
     sequence_dropout_backward(d_h2pre, d_h2pre, b, C, max_positions, hidden_dropout,
                               derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
-  ffn_out.backward(d_ffn, d_h2pre, buf.ffn_act.data<float>(), N);
+  ffn_out.backward(d_ffn, d_h2pre, saved_or_null(buf.ffn_act), N);
   gelu_backward(d_ffn, d_ffn, buf.ffn_pre.data<float>(), size_t(N) * F, gelu);
-  ffn_in.backward(d_h1, d_ffn, buf.h1.data<float>(), N, /*accumulate_dx=*/true);
+  ffn_in.backward(d_h1, d_ffn, saved_or_null(buf.h1), N, /*accumulate_dx=*/true);
 
   float* d_h1pre = ws.d_a.data<float>();
   ln1.backward(d_h1pre, d_h1, buf.h1_pre.data<float>(), buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);

@@ -25,8 +25,10 @@ struct BertLayer {
     Tensor h2_pre, ln2_mean, ln2_rstd;      // [N,C], [N], [N]
   };
 
-  // out [N,C] OVERWRITTEN. With opt.save_for_backward the buffers are saved activations.
-  void forward(float* out, const float* x, Buffers& buf, const TokenBatch& b, const StepOptions& opt) const;
+  // out [N,C] OVERWRITTEN. With `save`, what backward reads is kept in `saved` (inputs of frozen Linears
+  // are not); all else uses `scratch`, shared by every layer.
+  void forward(float* out, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
+               const StepOptions& opt) const;
   // dx [N,C] OVERWRITTEN from dout; x is the layer input given to forward.
   void backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
                 const StepOptions& opt, BackwardWorkspace& ws) const;

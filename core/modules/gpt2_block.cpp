@@ -4,6 +4,7 @@
 
 #include "core/kernels/activations.h"
 #include "core/kernels/dropout.h"
+#include "core/modules/activation_slot.h"
 
 namespace ladder::core {
 
@@ -11,35 +12,35 @@ namespace {
 enum Site : uint64_t { kAttnProbs = 1, kAttnOut = 2, kMlpOut = 3 };
 }  // namespace
 
-void Gpt2Block::forward(float* out, const float* x, Buffers& buf, const TokenBatch& b, const StepOptions& opt) const {
+void Gpt2Block::forward(float* out, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
+                        const StepOptions& opt) const {
   const int N = b.rows(), C = attn.C, F = fc.out;
   const size_t NC = size_t(N) * C;
-  const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
   const bool drop = opt.training;
-  Tensor::ensure(buf.ln1_out, {N, C}, DType::f32, cat);
-  Tensor::ensure(buf.ln1_mean, {N}, DType::f32, cat);
-  Tensor::ensure(buf.ln1_rstd, {N}, DType::f32, cat);
-  Tensor::ensure(buf.a, {N, C}, DType::f32, cat);
-  Tensor::ensure(buf.ln2_out, {N, C}, DType::f32, cat);
-  Tensor::ensure(buf.ln2_mean, {N}, DType::f32, cat);
-  Tensor::ensure(buf.ln2_rstd, {N}, DType::f32, cat);
-  Tensor::ensure(buf.fc_pre, {N, F}, DType::f32, cat);
-  Tensor::ensure(buf.fc_act, {N, F}, DType::f32, cat);
+  // Backward reads the LayerNorm statistics, the residual `a` (ln_2's input) and GELU's input; the LayerNorm
+  // outputs and the GELU output only as inputs of trainable Linears.
+  float* ln1o = activation_slot(save && attn.qkv.needs_input(), saved.ln1_out, scratch.ln1_out, {N, C}).data<float>();
+  float* ln1_mean = activation_slot(save, saved.ln1_mean, scratch.ln1_mean, {N}).data<float>();
+  float* ln1_rstd = activation_slot(save, saved.ln1_rstd, scratch.ln1_rstd, {N}).data<float>();
+  float* a = activation_slot(save, saved.a, scratch.a, {N, C}).data<float>();
+  float* ln2o = activation_slot(save && fc.needs_input(), saved.ln2_out, scratch.ln2_out, {N, C}).data<float>();
+  float* ln2_mean = activation_slot(save, saved.ln2_mean, scratch.ln2_mean, {N}).data<float>();
+  float* ln2_rstd = activation_slot(save, saved.ln2_rstd, scratch.ln2_rstd, {N}).data<float>();
+  float* fc_pre = activation_slot(save, saved.fc_pre, scratch.fc_pre, {N, F}).data<float>();
+  float* fc_act = activation_slot(save && proj.needs_input(), saved.fc_act, scratch.fc_act, {N, F}).data<float>();
 
-  float* ln1o = buf.ln1_out.data<float>();
-  ln1.forward(ln1o, buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), x, N);
-  float* a = buf.a.data<float>();
-  attn.forward(a, ln1o, buf.attn, b, cat, drop ? attn.dropout_p : 0.0f, derive_seed(opt.seed, layer_index, kAttnProbs));
+  ln1.forward(ln1o, ln1_mean, ln1_rstd, x, N);
+  attn.forward(a, ln1o, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
+               derive_seed(opt.seed, layer_index, kAttnProbs));
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(a, a, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kAttnOut),
                              opt.first_row);
   add_inplace(a, x, NC);
 
-  float* ln2o = buf.ln2_out.data<float>();
-  ln2.forward(ln2o, buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), a, N);
-  fc.forward(buf.fc_pre.data<float>(), ln2o, N);
-  gelu_forward(buf.fc_act.data<float>(), buf.fc_pre.data<float>(), size_t(N) * F, gelu);
-  proj.forward(out, buf.fc_act.data<float>(), N);
+  ln2.forward(ln2o, ln2_mean, ln2_rstd, a, N);
+  fc.forward(fc_pre, ln2o, N);
+  gelu_forward(fc_act, fc_pre, size_t(N) * F, gelu);
+  proj.forward(out, fc_act, N);
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(out, out, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
                              opt.first_row);
@@ -61,9 +62,9 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   if (drop && resid_dropout > 0)
     sequence_dropout_backward(d_t, d_t, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
                               opt.first_row);
-  proj.backward(d_ffn, d_t, buf.fc_act.data<float>(), N);
+  proj.backward(d_ffn, d_t, saved_or_null(buf.fc_act), N);
   gelu_backward(d_ffn, d_ffn, buf.fc_pre.data<float>(), size_t(N) * F, gelu);
-  fc.backward(d_t, d_ffn, buf.ln2_out.data<float>(), N);  // d(ln2_out)
+  fc.backward(d_t, d_ffn, saved_or_null(buf.ln2_out), N);  // d(ln2_out)
   float* d_ln2in = dx;  // use dx as a temporary; it is overwritten below
   ln2.backward(d_ln2in, d_t, buf.a.data<float>(), buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), N);
   add_inplace(d_a, d_ln2in, NC);
@@ -76,7 +77,7 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   // d(ln1_out) into dx's space is not possible (dx is needed for the LN input grad), so reuse d_ffn's
   // first N*C floats (F >= C always for these models).
   float* d_ln1o = d_ffn;
-  attn.backward(d_ln1o, d_t, buf.ln1_out.data<float>(), buf.attn, b, drop ? attn.dropout_p : 0.0f,
+  attn.backward(d_ln1o, d_t, saved_or_null(buf.ln1_out), buf.attn, b, drop ? attn.dropout_p : 0.0f,
                 derive_seed(opt.seed, layer_index, kAttnProbs), ws.d_qkv.data<float>(), ws.scratch.data<float>(),
                 /*accumulate_dx=*/false);
   ln1.backward(dx, d_ln1o, x, buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);

@@ -26,7 +26,9 @@ struct Gpt2Block {
     Tensor fc_pre, fc_act;               // [N,F]
   };
 
-  void forward(float* out, const float* x, Buffers& buf, const TokenBatch& b, const StepOptions& opt) const;
+  // As BertLayer::forward: `saved` keeps what backward reads, `scratch` (shared) holds the rest.
+  void forward(float* out, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
+               const StepOptions& opt) const;
   void backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
                 const StepOptions& opt, BackwardWorkspace& ws) const;
   double flops(const TokenBatch& b) const { return attn.flops(b) + fc.flops(b.rows()) + proj.flops(b.rows()); }

@@ -2,15 +2,17 @@
 
 #include <cmath>
 
+#include "core/modules/activation_slot.h"
+
 namespace ladder::core {
 
-void SelfAttention::forward(float* y, const float* x, Buffers& buf, const TokenBatch& b, MemCategory cat,
+void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
                             float dropout, uint64_t seed) const {
   const int N = b.rows();
-  Tensor::ensure(buf.qkv, {N, 3 * C}, DType::f32, cat);
-  Tensor::ensure(buf.probs, {b.B, NH, b.T, b.T}, DType::f32, cat);
-  Tensor::ensure(buf.ctx, {N, C}, DType::f32, cat);
-  float* qkv_out = buf.qkv.data<float>();
+  Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * C});
+  Tensor& probs_t = activation_slot(save, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
+  Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {N, C});
+  float* qkv_out = qkv_t.data<float>();
   if (fused) {
     qkv.forward(qkv_out, x, N);
   } else {
@@ -19,9 +21,9 @@ void SelfAttention::forward(float* y, const float* x, Buffers& buf, const TokenB
     value.forward(qkv_out + 2 * C, x, N, 3 * C);
   }
   const AttentionShape s = shape(b);
-  attention_forward(buf.ctx.data<float>(), buf.probs.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
+  attention_forward(ctx_t.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
                     b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
-  out.forward(y, buf.ctx.data<float>(), N);
+  out.forward(y, ctx_t.data<float>(), N);
 }
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,
@@ -30,7 +32,7 @@ void SelfAttention::backward(float* dx, const float* dy, const float* x, const B
   // d(ctx) lives after the attention kernel's scratch: attention_backward reads it while writing dq/dk/dv.
   const AttentionShape s = shape(b);
   float* dctx = scratch + attention_backward_scratch_floats(s);
-  out.backward(dctx, dy, buf.ctx.data<float>(), N);
+  out.backward(dctx, dy, saved_or_null(buf.ctx), N);
   const float* q = buf.qkv.data<float>();
   attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dctx, q, q + C, q + 2 * C, buf.probs.data<float>(), causal,
                      1.0f / std::sqrt(float(s.HS)), dropout, seed, scratch, s);

@@ -23,9 +23,10 @@ struct SelfAttention {
     Tensor ctx;    // [N, C]   attention output before the out projection
   };
 
-  // y [N, C] OVERWRITTEN with out(attention(x)); buffers hold what backward needs.
-  void forward(float* y, const float* x, Buffers& buf, const TokenBatch& b, MemCategory cat, float dropout,
-               uint64_t seed) const;
+  // y [N, C] OVERWRITTEN with out(attention(x)). With `save`, what backward reads goes to `saved` (ctx only
+  // when the output projection is trainable); everything else goes to `scratch`, shared by all layers.
+  void forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
+               float dropout, uint64_t seed) const;
   // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx). dqkv_ws [N, 3C] and scratch are workspace.
   void backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b, float dropout,
                 uint64_t seed, float* dqkv_ws, float* scratch, bool accumulate_dx) const;

@@ -146,3 +146,42 @@ TEST(BackboneGradients, CausalTargetsSkipPaddingAndLastPosition) {
   causal_lm_targets(t.data(), ids.data(), mask.data(), 2, 4, -100);
   EXPECT_EQ(t, (std::vector<int32_t>{6, 7, 8, -100, 2, -100, -100, -100}));
 }
+
+// Freezing parts of the stack must not change the gradients of what stays trainable, and layers below the
+// lowest trainable one (and inputs of frozen Linears) must keep no activations.
+TEST(BackboneGradients, PartialTrainabilityKeepsGradientsAndSavesLess) {
+  auto dir = ladder::test::write_tiny_bert(ladder::test::temp_dir("bert_partial"), 13);
+  auto cfg = TransformerConfig::from_json_file(dir + "/config.json");
+  BertModel full(cfg, SafetensorsCheckpoint::open_dir(dir)), part(cfg, SafetensorsCheckpoint::open_dir(dir));
+  full.params().set_all_trainable(true);
+  full.params().allocate_gradients();
+  for (auto& p : part.params().all()) {
+    const bool upper = p->name.rfind("encoder.layer.1.", 0) == 0 || p->name.rfind("pooler.", 0) == 0;
+    part.params().set_trainable(p->name, upper && p->name.find("intermediate.dense") == std::string::npos);
+  }
+  part.params().allocate_gradients();
+  Inputs in = make_inputs(cfg.vocab_size);
+  const int N = in.B * in.T, C = cfg.hidden;
+  auto r_last = randn(size_t(N) * C, 15), r_pool = randn(size_t(in.B) * C, 16);
+  StepOptions opt;
+  opt.save_for_backward = true;
+  opt.training = true;
+  opt.seed = 5;
+  auto& mt = MemoryTracker::instance();
+  const size_t before_full = mt.current(0, MemCategory::activations);
+  full.forward(in.batch(), opt);
+  const size_t saved_full = mt.current(0, MemCategory::activations) - before_full;
+  full.backward(r_last.data(), r_pool.data(), {});
+  const size_t before_part = mt.current(0, MemCategory::activations);
+  part.forward(in.batch(), opt);
+  const size_t saved_part = mt.current(0, MemCategory::activations) - before_part;
+  part.backward(r_last.data(), r_pool.data(), {});
+  EXPECT_LT(saved_part * 2, saved_full) << "part saved " << saved_part << " bytes, full " << saved_full;
+  int compared = 0;
+  for (auto* p : part.params().trainable()) {
+    auto a = p->grad.to_floats(), b = full.params().at(p->name).grad.to_floats();
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-5 + 1e-5 * std::fabs(b[i])) << p->name << "[" << i << "]";
+    ++compared;
+  }
+  EXPECT_GT(compared, 10);
+}
