@@ -86,7 +86,9 @@ TEST(BackboneGradients, BertFrozenBackboneGetsNoGradientBuffers) {
   EXPECT_EQ(m.params().trainable().size(), 1u);
   EXPECT_EQ(m.params().gradient_buffer().numel(), cfg.hidden);
   for (auto& p : m.params().all())
-    if (!p->trainable) EXPECT_FALSE(p->grad.defined()) << p->name;
+    if (!p->trainable) {
+      EXPECT_FALSE(p->grad.defined()) << p->name;
+    }
   Inputs in = make_inputs(cfg.vocab_size);
   StepOptions opt;
   opt.save_for_backward = true;

@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -152,27 +151,6 @@ TEST(ByteLevelBpeTokenizer, ConcurrentCallsGiveSameIds) {
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < 4; ++t) EXPECT_EQ(bad[t], 0u) << "thread " << t;
-}
-
-// Prints single-thread throughput on SST-2 dev, cold cache then warm (no assertion: machines vary).
-TEST(ByteLevelBpeTokenizer, ThroughputOnSst2Dev) {
-  std::ifstream in(ladder::test::shared_dir() + "/data/glue/SST-2/dev.tsv");
-  ASSERT_TRUE(in);
-  std::vector<std::string> sentences;
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) sentences.push_back(line.substr(0, line.find('\t')));
-  const auto tok = ByteLevelBpeTokenizer::from_files(gpt2_dir() + "/vocab.json", gpt2_dir() + "/merges.txt");
-  for (int pass = 0; pass < 2; ++pass) {
-    const int reps = pass == 0 ? 1 : 5;
-    size_t tokens = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < reps; ++r)
-      for (const auto& s : sentences) tokens += tok.encode(s).size();
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cout << "[ speed ] BPE (" << (pass == 0 ? "cold" : "warm") << " cache): " << sentences.size() * reps / sec
-              << " sentences/s, " << tokens / sec << " tokens/s (SST-2 dev, 1 thread)\n";
-  }
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -159,24 +158,6 @@ TEST(WordPieceTokenizer, ConcurrentCallsGiveSameIds) {
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < 4; ++t) EXPECT_EQ(bad[t], 0u) << "thread " << t;
-}
-
-// Prints single-thread throughput on SST-2 dev (no assertion on speed: CI machines vary).
-TEST(WordPieceTokenizer, ThroughputOnSst2Dev) {
-  std::ifstream in(ladder::test::shared_dir() + "/data/glue/SST-2/dev.tsv");
-  ASSERT_TRUE(in);
-  std::vector<std::string> sentences;
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) sentences.push_back(line.substr(0, line.find('\t')));
-  size_t tokens = 0;
-  const int reps = 5;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps; ++r)
-    for (const auto& s : sentences) tokens += bert().encode(s, nullptr, 512).input_ids.size();
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << "[ speed ] WordPiece: " << sentences.size() * reps / sec << " sentences/s, " << tokens / sec
-            << " tokens/s (SST-2 dev, 1 thread)\n";
 }
 
 }  // namespace
