@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/backbones/transformer_config.h"
+#include "core/modules/linear.h"
 #include "core/modules/parameter.h"
 #include "core/modules/step_context.h"
 
@@ -29,8 +30,12 @@ class Backbone {
   virtual void backward(const float* d_last, const std::vector<const float*>& d_hidden = {}) = 0;
   // Floating-point operations of one forward pass (matmuls only), for throughput reports.
   virtual double forward_flops(int B, int T) const = 0;
-  // Architecture name and the directory it came from, for reports and checkpoints.
+  // Architecture name, for reports and checkpoints.
   virtual std::string name() const = 0;
+  // Every Linear of the stack under its Hugging Face module name ("encoder.layer.0.attention.self.query",
+  // "h.0.attn.c_attn"), in layer order. Methods attach branches (LoRA) here; the pointers live as long as
+  // the backbone.
+  virtual std::vector<std::pair<std::string, Linear*>> linear_modules() = 0;
 };
 
 // Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. Errors name the file

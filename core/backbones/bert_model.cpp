@@ -175,6 +175,20 @@ void BertModel::embeddings_backward(const float* d_h0) {
     embedding_backward(type_->g(), de, b.token_type_ids ? b.token_type_ids : type_ids_.data<int32_t>(), N, C);
 }
 
+std::vector<std::pair<std::string, Linear*>> BertModel::linear_modules() {
+  std::vector<std::pair<std::string, Linear*>> out;
+  for (auto& l : layers_) {
+    const std::string p = "encoder.layer." + std::to_string(l.layer_index) + ".";
+    out.emplace_back(p + "attention.self.query", &l.attn.query);
+    out.emplace_back(p + "attention.self.key", &l.attn.key);
+    out.emplace_back(p + "attention.self.value", &l.attn.value);
+    out.emplace_back(p + "attention.output.dense", &l.attn.out);
+    out.emplace_back(p + "intermediate.dense", &l.ffn_in);
+    out.emplace_back(p + "output.dense", &l.ffn_out);
+  }
+  return out;
+}
+
 double BertModel::forward_flops(int B, int T) const {
   TokenBatch b;
   b.B = B;

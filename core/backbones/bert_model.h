@@ -24,6 +24,7 @@ class BertModel : public Backbone {
   // d_pooled: dL/d(pooled output) [B, d] or null.
   void backward(const float* d_last, const float* d_pooled, const std::vector<const float*>& d_hidden);
   double forward_flops(int B, int T) const override;
+  std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "bert"; }
 
   bool has_pooler() const { return pooler_.weight != nullptr; }

@@ -144,6 +144,18 @@ void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d
   if (wpe_->trainable) embedding_backward(wpe_->g(), d, pos_ids_.data<int32_t>(), N, C);
 }
 
+std::vector<std::pair<std::string, Linear*>> Gpt2Model::linear_modules() {
+  std::vector<std::pair<std::string, Linear*>> out;
+  for (auto& blk : blocks_) {
+    const std::string p = "h." + std::to_string(blk.layer_index) + ".";
+    out.emplace_back(p + "attn.c_attn", &blk.attn.qkv);
+    out.emplace_back(p + "attn.c_proj", &blk.attn.out);
+    out.emplace_back(p + "mlp.c_fc", &blk.fc);
+    out.emplace_back(p + "mlp.c_proj", &blk.proj);
+  }
+  return out;
+}
+
 double Gpt2Model::forward_flops(int B, int T) const {
   TokenBatch b;
   b.B = B;

@@ -19,6 +19,7 @@ class Gpt2Model : public Backbone {
   Tensor hidden_state(int i) const override;
   void backward(const float* d_last, const std::vector<const float*>& d_hidden = {}) override;
   double forward_flops(int B, int T) const override;
+  std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "gpt2"; }
 
   // logits [B*T, vocab] from the last forward (tied to wte), OVERWRITTEN into `logits` (grown as needed).

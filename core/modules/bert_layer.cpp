@@ -29,17 +29,18 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   float* ln2_mean = activation_slot(save, saved.ln2_mean, scratch.ln2_mean, {N}).data<float>();
   float* ln2_rstd = activation_slot(save, saved.ln2_rstd, scratch.ln2_rstd, {N}).data<float>();
 
+  const BranchCall call{&opt, save, &b, max_positions};
   attn.forward(h1_pre, x, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
-               derive_seed(opt.seed, layer_index, kAttnProbs));
+               derive_seed(opt.seed, layer_index, kAttnProbs), &call);
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h1_pre, h1_pre, b, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
   add_inplace(h1_pre, x, size_t(N) * C);
   ln1.forward(h1, ln1_mean, ln1_rstd, h1_pre, N);
 
-  ffn_in.forward(ffn_pre, h1, N);
+  ffn_in.forward(ffn_pre, h1, N, 0, 0, &call);
   gelu_forward(ffn_act, ffn_pre, size_t(N) * F, gelu);
-  ffn_out.forward(h2_pre, ffn_act, N);
+  ffn_out.forward(h2_pre, ffn_act, N, 0, 0, &call);
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h2_pre, h2_pre, b, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);

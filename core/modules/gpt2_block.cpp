@@ -29,18 +29,19 @@ void Gpt2Block::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   float* fc_pre = activation_slot(save, saved.fc_pre, scratch.fc_pre, {N, F}).data<float>();
   float* fc_act = activation_slot(save && proj.needs_input(), saved.fc_act, scratch.fc_act, {N, F}).data<float>();
 
+  const BranchCall call{&opt, save, &b, max_positions};
   ln1.forward(ln1o, ln1_mean, ln1_rstd, x, N);
   attn.forward(a, ln1o, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
-               derive_seed(opt.seed, layer_index, kAttnProbs));
+               derive_seed(opt.seed, layer_index, kAttnProbs), &call);
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(a, a, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kAttnOut),
                              opt.first_row);
   add_inplace(a, x, NC);
 
   ln2.forward(ln2o, ln2_mean, ln2_rstd, a, N);
-  fc.forward(fc_pre, ln2o, N);
+  fc.forward(fc_pre, ln2o, N, 0, 0, &call);
   gelu_forward(fc_act, fc_pre, size_t(N) * F, gelu);
-  proj.forward(out, fc_act, N);
+  proj.forward(out, fc_act, N, 0, 0, &call);
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(out, out, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
                              opt.first_row);

@@ -5,7 +5,7 @@
 
 namespace ladder::core {
 
-void Linear::forward(float* y, const float* x, int N, int ldy, int ldx) const {
+void Linear::forward(float* y, const float* x, int N, int ldy, int ldx, const BranchCall* call) const {
   if (!ldy) ldy = out;
   if (!ldx) ldx = in;
   const bool t = layout == WeightLayout::out_in;
@@ -20,6 +20,7 @@ void Linear::forward(float* y, const float* x, int N, int ldy, int ldx) const {
       for (int o = 0; o < out; ++o) row[o] += b[o];
     }
   }
+  if (branch) branch->forward_add(y, x, N, ldy, ldx, call ? *call : BranchCall{});
 }
 
 void Linear::backward(float* dx, const float* dy, const float* x, int N, bool accumulate_dx, int ldx, int ldy) const {
@@ -36,6 +37,7 @@ void Linear::backward(float* dx, const float* dy, const float* x, int N, bool ac
     else  // dW [in,out] += x^T dy
       gemm(true, false, in, out, N, 1.0f, x, ldx, dy, ldy, 1.0f, weight->g(), out);
   }
+  if (branch) branch->backward(dx, dy, x, N, ldx, ldy);
   if (bias && bias->trainable) {
     float* db = bias->g();
     if (ldy == out) {

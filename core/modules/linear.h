@@ -2,6 +2,7 @@
 // A dense layer over N rows: y = x W^T + b. Hugging Face stores nn.Linear weights [out, in] and GPT-2's
 // Conv1D weights [in, out]; the layout flag picks the GEMM transpose so weights are used as stored.
 // Frozen weights get no gradient work: backward only computes dx unless the weight is trainable.
+#include "core/modules/linear_branch.h"
 #include "core/modules/parameter.h"
 
 namespace ladder::core {
@@ -13,15 +14,17 @@ struct Linear {
   Parameter* bias = nullptr;  // may be null
   int in = 0, out = 0;
   WeightLayout layout = WeightLayout::out_in;
+  LinearBranch* branch = nullptr;  // optional parallel branch (not owned), e.g. LoRA
 
   // y [N, out] (row stride ldy, default out) is OVERWRITTEN; x [N, in] (row stride ldx, default in).
-  void forward(float* y, const float* x, int N, int ldy = 0, int ldx = 0) const;
+  // `call` is handed to the branch (null = inference without dropout).
+  void forward(float* y, const float* x, int N, int ldy = 0, int ldx = 0, const BranchCall* call = nullptr) const;
   // dx [N, in] is OVERWRITTEN (or ACCUMULATED when accumulate_dx) unless null; dW/db ACCUMULATE when
   // trainable, for which x must be the forward input.
   void backward(float* dx, const float* dy, const float* x, int N, bool accumulate_dx = false, int ldx = 0,
                 int ldy = 0) const;
   // Whether backward reads x (so forward must keep it).
-  bool needs_input() const { return weight->trainable; }
+  bool needs_input() const { return weight->trainable || (branch && branch->needs_input()); }
   double flops(int N) const { return 2.0 * N * in * out; }
 };
 

@@ -7,23 +7,23 @@
 namespace ladder::core {
 
 void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-                            float dropout, uint64_t seed) const {
+                            float dropout, uint64_t seed, const BranchCall* call) const {
   const int N = b.rows();
   Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * C});
   Tensor& probs_t = activation_slot(save, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
   Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {N, C});
   float* qkv_out = qkv_t.data<float>();
   if (fused) {
-    qkv.forward(qkv_out, x, N);
+    qkv.forward(qkv_out, x, N, 0, 0, call);
   } else {
-    query.forward(qkv_out, x, N, 3 * C);
-    key.forward(qkv_out + C, x, N, 3 * C);
-    value.forward(qkv_out + 2 * C, x, N, 3 * C);
+    query.forward(qkv_out, x, N, 3 * C, 0, call);
+    key.forward(qkv_out + C, x, N, 3 * C, 0, call);
+    value.forward(qkv_out + 2 * C, x, N, 3 * C, 0, call);
   }
   const AttentionShape s = shape(b);
   attention_forward(ctx_t.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
                     b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
-  out.forward(y, ctx_t.data<float>(), N);
+  out.forward(y, ctx_t.data<float>(), N, 0, 0, call);
 }
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,

@@ -25,8 +25,9 @@ struct SelfAttention {
 
   // y [N, C] OVERWRITTEN with out(attention(x)). With `save`, what backward reads goes to `saved` (ctx only
   // when the output projection is trainable); everything else goes to `scratch`, shared by all layers.
+  // `call` is passed to the projections' branches (LoRA...), null for none.
   void forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-               float dropout, uint64_t seed) const;
+               float dropout, uint64_t seed, const BranchCall* call = nullptr) const;
   // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx). dqkv_ws [N, 3C] and scratch are workspace.
   void backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b, float dropout,
                 uint64_t seed, float* dqkv_ws, float* scratch, bool accumulate_dx) const;
