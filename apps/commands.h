@@ -12,5 +12,7 @@ int run_command_line(int argc, char** argv);
 // Subcommands; args exclude the program and command names. They throw on errors.
 int encode_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
+int inspect_command(const std::vector<std::string>& args);
+int train_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(build-essential cmake pkg-config git curl ca-certificates python3
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
           libboost-program-options-dev libopenblas-openmp-dev nlohmann-json3-dev libicu-dev
-          libgtest-dev)
+          libgtest-dev python3-h5py)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,5 +8,7 @@ BUILD_DIR=$(bash scripts/build.sh | tail -n1)
 export LADDER_MINILM_DIR=$(bash scripts/fetch_minilm.sh | tail -n1)
 export LADDER_SHARED="${LADDER_SHARED:-$(cd .. && pwd)/shared}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Debian's python3 has h5py (python3-h5py): the checkpoint test reads files with it.
+export LADDER_PYTHON="${LADDER_PYTHON:-/usr/bin/python3}"
 cd "$BUILD_DIR"
 ctest --output-on-failure -j"$(nproc)" "$@"

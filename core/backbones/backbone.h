@@ -36,6 +36,8 @@ class Backbone {
   // "h.0.attn.c_attn"), in layer order. Methods attach branches (LoRA) here; the pointers live as long as
   // the backbone.
   virtual std::vector<std::pair<std::string, Linear*>> linear_modules() = 0;
+  // Prompt tuning: token ids >= vocab_size read these [P, d] rows instead of the vocabulary (null = none).
+  virtual void set_prompt_embeddings(Parameter* rows) = 0;
 };
 
 // Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. Errors name the file

@@ -18,7 +18,7 @@ constexpr uint64_t kEmbeddingSite = 1000;  // dropout stream of the embeddings (
 BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt) : cfg_(cfg) {
   const int C = cfg.hidden, F = cfg.intermediate;
   WeightLoader w(ckpt, reg_, {"bert."});
-  word_ = w.load("embeddings.word_embeddings.weight", {cfg.vocab_size, C});
+  word_ = {w.load("embeddings.word_embeddings.weight", {cfg.vocab_size, C}), nullptr, cfg.vocab_size, C};
   pos_ = w.load("embeddings.position_embeddings.weight", {cfg.max_positions, C});
   type_ = w.load("embeddings.token_type_embeddings.weight", {cfg.type_vocab_size, C});
   emb_ln_ = {w.load("embeddings.LayerNorm.weight", {C}), w.load("embeddings.LayerNorm.bias", {C}), C, cfg.layer_norm_eps};
@@ -79,7 +79,7 @@ void BertModel::embeddings_forward() {
   Tensor::ensure(emb_mean_, {N}, DType::f32, cat);
   Tensor::ensure(emb_rstd_, {N}, DType::f32, cat);
   float* e = emb_sum_.data<float>();
-  embedding_forward(e, b.input_ids, word_->w(), N, C, cfg_.vocab_size, false);
+  word_.forward(e, b.input_ids, N, false);
   embedding_forward(e, pos, pos_->w(), N, C, cfg_.max_positions, true);
   embedding_forward(e, types, type_->w(), N, C, cfg_.type_vocab_size, true);
   float* h0 = hidden_[0].data<float>();
@@ -94,7 +94,7 @@ void BertModel::forward(const TokenBatch& batch, const StepOptions& opt) {
   opt_ = opt;
   keep_all_ = opt.save_for_backward || opt.keep_hidden_states;
   const int N = batch.rows(), C = cfg_.hidden, L = cfg_.layers;
-  floor_ = opt.save_for_backward ? gradient_floor(reg_, "encoder.layer.", {"embeddings."}, L) : L;
+  floor_ = opt.save_for_backward ? gradient_floor(reg_, "encoder.layer.", {"embeddings.", "prompt_embeddings."}, L) : L;
   const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
   if (bufs_.size() < size_t(L)) bufs_.resize(size_t(L));
   const size_t nhid = keep_all_ ? size_t(L + 1) : 2;
@@ -157,7 +157,7 @@ void BertModel::backward(const float* d_last, const float* d_pooled, const std::
 }
 
 void BertModel::embeddings_backward(const float* d_h0) {
-  const bool any = word_->trainable || pos_->trainable || type_->trainable || emb_ln_.weight->trainable ||
+  const bool any = word_.trainable() || pos_->trainable || type_->trainable || emb_ln_.weight->trainable ||
                    emb_ln_.bias->trainable;
   if (!any) return;
   const TokenBatch& b = batch_;
@@ -169,7 +169,7 @@ void BertModel::embeddings_backward(const float* d_h0) {
                               opt_.first_row);
   float* de = ws_.d_a.data<float>();
   emb_ln_.backward(de, d, emb_sum_.data<float>(), emb_mean_.data<float>(), emb_rstd_.data<float>(), N);
-  if (word_->trainable) embedding_backward(word_->g(), de, b.input_ids, N, C);
+  word_.backward(de, b.input_ids, N);
   if (pos_->trainable) embedding_backward(pos_->g(), de, pos_ids_.data<int32_t>(), N, C);
   if (type_->trainable)
     embedding_backward(type_->g(), de, b.token_type_ids ? b.token_type_ids : type_ids_.data<int32_t>(), N, C);

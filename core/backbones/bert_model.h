@@ -6,6 +6,7 @@
 #include "core/backbones/backbone.h"
 #include "core/io/safetensors.h"
 #include "core/modules/bert_layer.h"
+#include "core/modules/token_embedding.h"
 
 namespace ladder::core {
 
@@ -26,8 +27,15 @@ class BertModel : public Backbone {
   double forward_flops(int B, int T) const override;
   std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "bert"; }
+  void set_prompt_embeddings(Parameter* rows) override { word_.extra = rows; }
 
   bool has_pooler() const { return pooler_.weight != nullptr; }
+  // The encoder layers, for methods that install hooks (pointers live as long as the model).
+  std::vector<BertLayer*> layers() {
+    std::vector<BertLayer*> out;
+    for (auto& l : layers_) out.push_back(&l);
+    return out;
+  }
   // [B, d] pooled output after forward (requires has_pooler()).
   Tensor pooled() const { return pooled_; }
 
@@ -38,7 +46,8 @@ class BertModel : public Backbone {
 
   TransformerConfig cfg_;
   ParameterRegistry reg_;
-  Parameter *word_ = nullptr, *pos_ = nullptr, *type_ = nullptr;
+  TokenEmbedding word_;
+  Parameter *pos_ = nullptr, *type_ = nullptr;
   LayerNorm emb_ln_;
   std::vector<BertLayer> layers_;
   Linear pooler_;

@@ -67,7 +67,7 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
   if (b.T > cfg_.max_positions)
     throw std::invalid_argument("sequence length " + std::to_string(b.T) + " exceeds n_positions " + std::to_string(cfg_.max_positions));
   const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
-  floor_ = opt.save_for_backward ? gradient_floor(reg_, "h.", {"wte.", "wpe."}, L) : L;
+  floor_ = opt.save_for_backward ? gradient_floor(reg_, "h.", {"wte.", "wpe.", "prompt_embeddings."}, L) : L;
   if (bufs_.size() < size_t(L)) bufs_.resize(size_t(L));
   const size_t nstream = keep_all_ ? size_t(L + 1) : 2;
   if (stream_.size() < nstream) stream_.resize(nstream);
@@ -84,7 +84,7 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
   for (int n = 0; n < N; ++n) pos[n] = n % b.T;
 
   float* h0 = stream_[0].data<float>();
-  embedding_forward(h0, b.input_ids, wte_->w(), N, C, cfg_.vocab_size, false);
+  TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C}.forward(h0, b.input_ids, N, false);
   embedding_forward(h0, pos, wpe_->w(), N, C, cfg_.max_positions, true);
   if (opt.training && cfg_.embd_dropout > 0)
     sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt.seed, kEmbeddingSite),
@@ -135,12 +135,12 @@ void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d
     if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
     std::swap(d_cur_, d_next_);
   }
-  if (floor_ >= 0) return;
+  if (floor_ >= 0) return;  // (a trainable prompt table is registered as an embedding: floor -1)
   float* d = d_cur_.data<float>();
   if (opt_.training && cfg_.embd_dropout > 0)
     sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),
                               opt_.first_row);
-  if (wte_->trainable) embedding_backward(wte_->g(), d, b.input_ids, N, C);
+  TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C}.backward(d, b.input_ids, N);
   if (wpe_->trainable) embedding_backward(wpe_->g(), d, pos_ids_.data<int32_t>(), N, C);
 }
 

@@ -6,6 +6,7 @@
 #include "core/backbones/backbone.h"
 #include "core/io/safetensors.h"
 #include "core/modules/gpt2_block.h"
+#include "core/modules/token_embedding.h"
 
 namespace ladder::core {
 
@@ -21,7 +22,14 @@ class Gpt2Model : public Backbone {
   double forward_flops(int B, int T) const override;
   std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "gpt2"; }
+  void set_prompt_embeddings(Parameter* rows) override { prompt_ = rows; }
 
+  // The decoder blocks, for methods that install hooks (pointers live as long as the model).
+  std::vector<Gpt2Block*> blocks() {
+    std::vector<Gpt2Block*> out;
+    for (auto& b : blocks_) out.push_back(&b);
+    return out;
+  }
   // logits [B*T, vocab] from the last forward (tied to wte), OVERWRITTEN into `logits` (grown as needed).
   void lm_logits(Tensor& logits) const;
   // Backward from dL/dlogits [B*T, vocab] through the tied head and the whole stack.
@@ -33,6 +41,7 @@ class Gpt2Model : public Backbone {
   TransformerConfig cfg_;
   ParameterRegistry reg_;
   Parameter *wte_ = nullptr, *wpe_ = nullptr;
+  Parameter* prompt_ = nullptr;  // soft prompt rows for ids >= vocab (input side only; the LM head stays wte)
   std::vector<Gpt2Block> blocks_;
   LayerNorm ln_f_;
 

@@ -1,7 +1,11 @@
 #include "core/io/hdf5_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 
 namespace ladder::core {
@@ -145,6 +149,26 @@ void Hdf5Dataset::read_rows(uint64_t row0, uint64_t rows, void* data) const {
 
 void Hdf5Dataset::set_attr(const std::string& key, const std::string& value) { write_string_attr(id_, file_, key, value); }
 
+void Hdf5Dataset::write_all(const void* data) {
+  uint64_t n = 1;
+  for (auto d : dims_) n *= d;
+  if (n == 0) return;
+  hid_t mt = raw_mem_type(dtype_);
+  herr_t rc = H5Dwrite(id_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+  H5Tclose(mt);
+  if (rc < 0) throw h5_error(file_, "cannot write dataset '" + name_ + "'");
+}
+
+void Hdf5Dataset::read_all(void* data) const {
+  uint64_t n = 1;
+  for (auto d : dims_) n *= d;
+  if (n == 0) return;
+  hid_t mt = raw_mem_type(dtype_);
+  herr_t rc = H5Dread(id_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+  H5Tclose(mt);
+  if (rc < 0) throw h5_error(file_, "cannot read dataset '" + name_ + "' (truncated or corrupt file?)");
+}
+
 Hdf5File Hdf5File::create(const std::string& path) {
   Hdf5File f;
   f.path_ = path;
@@ -179,8 +203,8 @@ Hdf5File::~Hdf5File() {
 Hdf5Dataset Hdf5File::create_dataset(const std::string& name, DType dtype, const std::vector<uint64_t>& dims,
                                      uint64_t chunk_rows) {
   std::vector<hsize_t> d(dims.begin(), dims.end()), chunk(dims.begin(), dims.end());
-  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, dims.empty() || dims[0] == 0 ? 1 : dims[0]));
-  hid_t space = H5Screate_simple(int(d.size()), d.data(), nullptr);
+  if (!chunk.empty()) chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, dims[0] == 0 ? 1 : dims[0]));
+  hid_t space = d.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(int(d.size()), d.data(), nullptr);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (!dims.empty() && dims[0] > 0) H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
   hid_t ft = file_type(dtype);
@@ -223,10 +247,136 @@ Hdf5Dataset Hdf5File::open_dataset(const std::string& name) const {
   return Hdf5Dataset(id, path_, name, dt, std::vector<uint64_t>(d.begin(), d.end()));
 }
 
-void Hdf5File::create_group(const std::string& name) {
-  hid_t g = H5Gcreate2(id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+void Hdf5File::create_group(const std::string& name, bool track_order) {
+  hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+  if (track_order) H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  hid_t g = H5Gcreate2(id_, name.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT);
+  H5Pclose(gcpl);
   if (g < 0) throw h5_error(path_, "cannot create group '" + name + "'");
   H5Gclose(g);
+}
+
+bool Hdf5File::exists(const std::string& name) const {
+  // H5Lexists needs every intermediate link to exist: check the path one component at a time.
+  std::string prefix = name.empty() || name[0] != '/' ? "" : "/";
+  size_t pos = prefix.size();
+  while (pos < name.size()) {
+    size_t next = name.find('/', pos);
+    if (next == std::string::npos) next = name.size();
+    if (next > pos) {
+      if (!prefix.empty() && prefix.back() != '/') prefix.push_back('/');
+      prefix.append(name, pos, next - pos);
+      if (H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    }
+    pos = next + 1;
+  }
+  return true;
+}
+
+bool Hdf5File::is_group(const std::string& name) const {
+  if (!exists(name)) return false;
+  hid_t o = H5Oopen(id_, name.c_str(), H5P_DEFAULT);
+  if (o < 0) return false;
+  const bool g = H5Iget_type(o) == H5I_GROUP;
+  H5Oclose(o);
+  return g;
+}
+
+namespace {
+herr_t collect_link_name(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->push_back(name);
+  return 0;
+}
+herr_t collect_attr_name(hid_t, const char* name, const H5A_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->push_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> Hdf5File::list_group(const std::string& name) const {
+  hid_t g = H5Gopen2(id_, name.c_str(), H5P_DEFAULT);
+  if (g < 0) throw h5_error(path_, "no group '" + name + "'");
+  std::vector<std::string> out;
+  // Creation order when the group tracks it; by name otherwise (iterating by creation order then fails).
+  hid_t gcpl = H5Gget_create_plist(g);
+  unsigned flags = 0;
+  H5Pget_link_creation_order(gcpl, &flags);
+  H5Pclose(gcpl);
+  const H5_index_t index = (flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+  herr_t rc = H5Literate(g, index, H5_ITER_INC, nullptr, collect_link_name, &out);
+  H5Gclose(g);
+  if (rc < 0) throw h5_error(path_, "cannot list group '" + name + "'");
+  return out;
+}
+
+namespace {
+hid_t create_vector(hid_t file, const std::string& path, const std::string& name, hid_t type, size_t n) {
+  hsize_t d = n;
+  hid_t space = H5Screate_simple(1, &d, nullptr);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t id = H5Dcreate2(file, name.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  H5Pclose(lcpl);
+  H5Sclose(space);
+  if (id < 0) throw h5_error(path, "cannot create dataset '" + name + "'");
+  return id;
+}
+
+template <class T>
+void write_vector_impl(hid_t file, const std::string& path, const std::string& name, hid_t file_type,
+                       hid_t mem_type, const std::vector<T>& v) {
+  hid_t id = create_vector(file, path, name, file_type, v.size());
+  herr_t rc = v.empty() ? 0 : H5Dwrite(id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Dclose(id);
+  if (rc < 0) throw h5_error(path, "cannot write dataset '" + name + "'");
+}
+
+// Opens a 1-D dataset and checks its type class (and size when `size` > 0).
+template <class T>
+std::vector<T> read_vector_impl(hid_t file, const std::string& path, const std::string& name, hid_t mem_type,
+                                bool allow_float, size_t size) {
+  hid_t id = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (id < 0) throw h5_error(path, "no dataset '" + name + "'");
+  hid_t space = H5Dget_space(id);
+  const int nd = H5Sget_simple_extent_ndims(space);
+  hsize_t d = 0;
+  if (nd == 1) H5Sget_simple_extent_dims(space, &d, nullptr);
+  H5Sclose(space);
+  hid_t t = H5Dget_type(id);
+  const H5T_class_t cls = H5Tget_class(t);
+  const size_t tsize = H5Tget_size(t);
+  H5Tclose(t);
+  const bool ok_type = (cls == H5T_INTEGER || (allow_float && cls == H5T_FLOAT)) && (size == 0 || tsize == size);
+  if (nd != 1 || !ok_type) {
+    H5Dclose(id);
+    throw h5_error(path, "dataset '" + name + "' is not a 1-D " + (allow_float ? "numeric" : "integer") +
+                             (size ? " " + std::to_string(size * 8) + "-bit" : std::string()) + " vector");
+  }
+  std::vector<T> v(static_cast<size_t>(d));
+  herr_t rc = v.empty() ? 0 : H5Dread(id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Dclose(id);
+  if (rc < 0) throw h5_error(path, "cannot read dataset '" + name + "' (truncated or corrupt file?)");
+  return v;
+}
+}  // namespace
+
+void Hdf5File::write_vector(const std::string& name, const std::vector<double>& v) {
+  write_vector_impl(id_, path_, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+}
+void Hdf5File::write_vector(const std::string& name, const std::vector<int64_t>& v) {
+  write_vector_impl(id_, path_, name, H5T_STD_I64LE, H5T_NATIVE_INT64, v);
+}
+void Hdf5File::write_vector(const std::string& name, const std::vector<uint8_t>& v) {
+  write_vector_impl(id_, path_, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, v);
+}
+std::vector<double> Hdf5File::read_f64_vector(const std::string& name) const {
+  return read_vector_impl<double>(id_, path_, name, H5T_NATIVE_DOUBLE, true, 0);
+}
+std::vector<int64_t> Hdf5File::read_i64_vector(const std::string& name) const {
+  return read_vector_impl<int64_t>(id_, path_, name, H5T_NATIVE_INT64, false, 0);
+}
+std::vector<uint8_t> Hdf5File::read_u8_vector(const std::string& name) const {
+  return read_vector_impl<uint8_t>(id_, path_, name, H5T_NATIVE_UINT8, false, 1);
 }
 
 void Hdf5File::set_attr(const std::string& key, const std::string& value) { write_string_attr(id_, path_, key, value); }
@@ -239,6 +389,66 @@ void Hdf5File::set_attr(const std::string& key, int64_t value) {
   if (attr >= 0) H5Aclose(attr);
   H5Sclose(space);
   if (rc < 0) throw h5_error(path_, "cannot write attribute '" + key + "'");
+}
+
+void Hdf5File::set_attr_f64(const std::string& key, double value) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  if (H5Aexists(id_, key.c_str()) > 0) H5Adelete(id_, key.c_str());
+  hid_t attr = H5Acreate2(id_, key.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_DOUBLE, &value);
+  if (attr >= 0) H5Aclose(attr);
+  H5Sclose(space);
+  if (rc < 0) throw h5_error(path_, "cannot write attribute '" + key + "'");
+}
+
+bool Hdf5File::has_attr(const std::string& key) const { return H5Aexists(id_, key.c_str()) > 0; }
+
+std::vector<std::string> Hdf5File::attr_names() const {
+  std::vector<std::string> out;
+  hsize_t idx = 0;
+  if (H5Aiterate2(id_, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr_name, &out) < 0)
+    throw h5_error(path_, "cannot list the root attributes");
+  return out;
+}
+
+namespace {
+// Opens an attribute, checks its class and reads one scalar of `mem_type`.
+template <class T>
+T read_numeric_attr(hid_t obj, const std::string& file, const std::string& key, hid_t mem_type, bool allow_float) {
+  if (H5Aexists(obj, key.c_str()) <= 0) throw h5_error(file, "no attribute '" + key + "'");
+  hid_t attr = H5Aopen(obj, key.c_str(), H5P_DEFAULT);
+  hid_t t = H5Aget_type(attr);
+  const H5T_class_t cls = H5Tget_class(t);
+  H5Tclose(t);
+  hid_t space = H5Aget_space(attr);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  H5Sclose(space);
+  T v{};
+  herr_t rc = -1;
+  if ((cls == H5T_INTEGER || (allow_float && cls == H5T_FLOAT)) && n == 1) rc = H5Aread(attr, mem_type, &v);
+  H5Aclose(attr);
+  if (rc < 0)
+    throw h5_error(file, "attribute '" + key + "' is not a scalar " + (allow_float ? "number" : "integer"));
+  return v;
+}
+}  // namespace
+
+bool Hdf5File::attr_is_string(const std::string& key) const {
+  if (H5Aexists(id_, key.c_str()) <= 0) return false;
+  hid_t attr = H5Aopen(id_, key.c_str(), H5P_DEFAULT);
+  hid_t t = H5Aget_type(attr);
+  const bool s = H5Tget_class(t) == H5T_STRING;
+  H5Tclose(t);
+  H5Aclose(attr);
+  return s;
+}
+
+int64_t Hdf5File::get_attr_int(const std::string& key) const {
+  return read_numeric_attr<int64_t>(id_, path_, key, H5T_NATIVE_INT64, false);
+}
+
+double Hdf5File::get_attr_f64(const std::string& key) const {
+  return read_numeric_attr<double>(id_, path_, key, H5T_NATIVE_DOUBLE, true);
 }
 
 std::string Hdf5File::get_attr_string(const std::string& key) const {
@@ -264,15 +474,30 @@ std::string Hdf5File::get_attr_string(const std::string& key) const {
   return out;
 }
 
-void Hdf5File::commit() {
+namespace {
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) throw h5_error(path, "cannot open to fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0 && !directory) throw h5_error(path, "fsync failed");  // some filesystems refuse directory fsync
+}
+}  // namespace
+
+void Hdf5File::commit(bool durable) {
   if (!writing_) return;
   if (H5Fclose(id_) < 0) {
     id_ = -1;
     throw h5_error(tmp_path_, "cannot close file");
   }
   id_ = -1;
+  if (durable) fsync_path(tmp_path_, false);
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) throw h5_error(path_, "cannot rename from " + tmp_path_);
   writing_ = false;
+  if (durable) {
+    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+    fsync_path(parent.empty() ? std::string(".") : parent.string(), true);
+  }
 }
 
 }  // namespace ladder::core

@@ -1,7 +1,8 @@
 #pragma once
 // A small RAII layer over the HDF5 C API for ladder's files (encodings, activation stores, checkpoints):
 // create a file under a temporary name and rename it into place on commit(), chunked row-major datasets
-// written by row ranges, and string/integer attributes. Every error names the file and the object.
+// written by row ranges (or whole), 1-D float64/int64/uint8 vectors, string/integer/float attributes, and
+// group listing. Every error names the file and the object.
 #include <hdf5.h>
 
 #include <cstdint>
@@ -28,6 +29,9 @@ class Hdf5Dataset {
   // Same, converting float input to the dataset's float dtype (f32, f16 or bf16).
   void write_rows_from_f32(uint64_t row0, uint64_t rows, const float* data);
   void read_rows(uint64_t row0, uint64_t rows, void* data) const;
+  // The whole dataset at once (any rank, scalars and empty datasets included), in the dataset's dtype.
+  void write_all(const void* data);
+  void read_all(void* data) const;
   void set_attr(const std::string& key, const std::string& value);
   const std::vector<uint64_t>& dims() const { return dims_; }
   DType dtype() const { return dtype_; }
@@ -50,15 +54,42 @@ class Hdf5File {
   Hdf5File& operator=(Hdf5File&& o) noexcept = delete;
   Hdf5File(const Hdf5File&) = delete;
 
-  // A chunked dataset of `dims`; chunks hold `chunk_rows` rows (clamped to [1, dims[0]]).
+  // A chunked dataset of `dims`; chunks hold `chunk_rows` rows (clamped to [1, dims[0]]). Empty `dims` makes a
+  // scalar dataset; a zero first dimension a contiguous empty one. Missing intermediate groups are created.
   Hdf5Dataset create_dataset(const std::string& name, DType dtype, const std::vector<uint64_t>& dims,
                              uint64_t chunk_rows = 64);
   Hdf5Dataset open_dataset(const std::string& name) const;
-  void create_group(const std::string& name);
+  // `track_order`: the group remembers the order its members were created in, and list_group returns them
+  // in that order (h5py: track_order=True); otherwise members list by name.
+  void create_group(const std::string& name, bool track_order = false);
+  // Whether a link `name` exists (every intermediate group must exist too); whether it is a group.
+  bool exists(const std::string& name) const;
+  bool is_group(const std::string& name) const;
+  // The names of a group's members ("/" is the root), in creation order when tracked, else by name.
+  std::vector<std::string> list_group(const std::string& name) const;
+
+  // 1-D contiguous datasets of element types outside DType: float64 series, int64 vectors, raw bytes.
+  void write_vector(const std::string& name, const std::vector<double>& v);
+  void write_vector(const std::string& name, const std::vector<int64_t>& v);
+  void write_vector(const std::string& name, const std::vector<uint8_t>& v);
+  // Read a 1-D dataset: f64 converts any numeric type; i64 any integer type; u8 needs 1-byte integers.
+  std::vector<double> read_f64_vector(const std::string& name) const;
+  std::vector<int64_t> read_i64_vector(const std::string& name) const;
+  std::vector<uint8_t> read_u8_vector(const std::string& name) const;
+
+  // Root attributes.
   void set_attr(const std::string& key, const std::string& value);
   void set_attr(const std::string& key, int64_t value);
+  void set_attr_f64(const std::string& key, double value);
+  bool has_attr(const std::string& key) const;
+  std::vector<std::string> attr_names() const;  // in name order
+  bool attr_is_string(const std::string& key) const;
   std::string get_attr_string(const std::string& key) const;
-  void commit();
+  int64_t get_attr_int(const std::string& key) const;   // an integer attribute (throws for strings, floats)
+  double get_attr_f64(const std::string& key) const;    // any numeric attribute, converted
+  // Flushes, closes and renames the temporary into place. `durable` also fsyncs the file before the rename
+  // and the directory after it, so the new name survives a power loss, not just a killed process.
+  void commit(bool durable = false);
   const std::string& path() const { return path_; }
 
  private:

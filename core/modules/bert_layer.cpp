@@ -22,7 +22,8 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   float* h1_pre = activation_slot(save, saved.h1_pre, scratch.h1_pre, {N, C}).data<float>();
   float* ln1_mean = activation_slot(save, saved.ln1_mean, scratch.ln1_mean, {N}).data<float>();
   float* ln1_rstd = activation_slot(save, saved.ln1_rstd, scratch.ln1_rstd, {N}).data<float>();
-  float* h1 = activation_slot(save && ffn_in.needs_input(), saved.h1, scratch.h1, {N, C}).data<float>();
+  const bool keep_h1 = ffn_in.needs_input() || (ffn_parallel && ffn_parallel->needs_input());
+  float* h1 = activation_slot(save && keep_h1, saved.h1, scratch.h1, {N, C}).data<float>();
   float* ffn_pre = activation_slot(save, saved.ffn_pre, scratch.ffn_pre, {N, F}).data<float>();
   float* ffn_act = activation_slot(save && ffn_out.needs_input(), saved.ffn_act, scratch.ffn_act, {N, F}).data<float>();
   float* h2_pre = activation_slot(save, saved.h2_pre, scratch.h2_pre, {N, C}).data<float>();
@@ -35,15 +36,18 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h1_pre, h1_pre, b, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
+  if (after_attention) after_attention->forward(h1_pre, N, call);
   add_inplace(h1_pre, x, size_t(N) * C);
   ln1.forward(h1, ln1_mean, ln1_rstd, h1_pre, N);
 
   ffn_in.forward(ffn_pre, h1, N, 0, 0, &call);
   gelu_forward(ffn_act, ffn_pre, size_t(N) * F, gelu);
   ffn_out.forward(h2_pre, ffn_act, N, 0, 0, &call);
+  if (ffn_parallel) ffn_parallel->forward_add(h2_pre, h1, N, C, C, call);
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h2_pre, h2_pre, b, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
+  if (after_ffn) after_ffn->forward(h2_pre, N, call);
   add_inplace(h2_pre, h1, size_t(N) * C);
   ln2.forward(out, ln2_mean, ln2_rstd, h2_pre, N);
 }
@@ -59,16 +63,19 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
 
   ln2.backward(d_h2pre, dout, buf.h2_pre.data<float>(), buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), N);
   std::copy(d_h2pre, d_h2pre + NC, d_h1);  // residual branch
+  if (after_ffn) after_ffn->backward(d_h2pre, N);
   if (drop && hidden_dropout > 0)
     sequence_dropout_backward(d_h2pre, d_h2pre, b, C, max_positions, hidden_dropout,
                               derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
   ffn_out.backward(d_ffn, d_h2pre, saved_or_null(buf.ffn_act), N);
+  if (ffn_parallel) ffn_parallel->backward(d_h1, d_h2pre, saved_or_null(buf.h1), N, C, C);
   gelu_backward(d_ffn, d_ffn, buf.ffn_pre.data<float>(), size_t(N) * F, gelu);
   ffn_in.backward(d_h1, d_ffn, saved_or_null(buf.h1), N, /*accumulate_dx=*/true);
 
   float* d_h1pre = ws.d_a.data<float>();
   ln1.backward(d_h1pre, d_h1, buf.h1_pre.data<float>(), buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);
   std::copy(d_h1pre, d_h1pre + NC, dx);  // residual branch
+  if (after_attention) after_attention->backward(d_h1pre, N);
   if (drop && hidden_dropout > 0)
     sequence_dropout_backward(d_h1pre, d_h1pre, b, C, max_positions, hidden_dropout,
                               derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);

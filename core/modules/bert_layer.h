@@ -1,11 +1,13 @@
 #pragma once
 // One BERT encoder layer (post-LN), Hugging Face `encoder.layer.<i>`:
-//   h1  = LN1(x + dropout(attention(x)))        attention.{self,output}
-//   out = LN2(h1 + dropout(W2 gelu(W1 h1)))     intermediate.dense, output.dense, output.LayerNorm
+//   h1  = LN1(x + hook_a(dropout(attention(x))))                     attention.{self,output}
+//   out = LN2(h1 + hook_f(dropout(W2 gelu(W1 h1) + parallel(h1))))   intermediate.dense, output.dense
+// (the hooks and the parallel branch are identities unless a method installs them)
 #include "core/kernels/activations.h"
 #include "core/modules/backward_workspace.h"
 #include "core/modules/layer_norm.h"
 #include "core/modules/self_attention.h"
+#include "core/modules/sublayer_hook.h"
 
 namespace ladder::core {
 
@@ -17,6 +19,11 @@ struct BertLayer {
   float hidden_dropout = 0.0f;
   int layer_index = 0;
   int max_positions = 0;
+  // Seams for methods (not owned; null = none): hooks on the attention / FFN sublayer outputs (bottleneck
+  // adapters, Compacter) and a branch parallel to the whole FFN (KronA^B), fed the FFN's input.
+  SublayerHook* after_attention = nullptr;
+  SublayerHook* after_ffn = nullptr;
+  LinearBranch* ffn_parallel = nullptr;
 
   struct Buffers {
     SelfAttention::Buffers attn;

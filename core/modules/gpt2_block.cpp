@@ -23,7 +23,8 @@ void Gpt2Block::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   float* ln1_mean = activation_slot(save, saved.ln1_mean, scratch.ln1_mean, {N}).data<float>();
   float* ln1_rstd = activation_slot(save, saved.ln1_rstd, scratch.ln1_rstd, {N}).data<float>();
   float* a = activation_slot(save, saved.a, scratch.a, {N, C}).data<float>();
-  float* ln2o = activation_slot(save && fc.needs_input(), saved.ln2_out, scratch.ln2_out, {N, C}).data<float>();
+  const bool keep_ln2o = fc.needs_input() || (ffn_parallel && ffn_parallel->needs_input());
+  float* ln2o = activation_slot(save && keep_ln2o, saved.ln2_out, scratch.ln2_out, {N, C}).data<float>();
   float* ln2_mean = activation_slot(save, saved.ln2_mean, scratch.ln2_mean, {N}).data<float>();
   float* ln2_rstd = activation_slot(save, saved.ln2_rstd, scratch.ln2_rstd, {N}).data<float>();
   float* fc_pre = activation_slot(save, saved.fc_pre, scratch.fc_pre, {N, F}).data<float>();
@@ -36,15 +37,18 @@ void Gpt2Block::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(a, a, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kAttnOut),
                              opt.first_row);
+  if (after_attention) after_attention->forward(a, N, call);
   add_inplace(a, x, NC);
 
   ln2.forward(ln2o, ln2_mean, ln2_rstd, a, N);
   fc.forward(fc_pre, ln2o, N, 0, 0, &call);
   gelu_forward(fc_act, fc_pre, size_t(N) * F, gelu);
   proj.forward(out, fc_act, N, 0, 0, &call);
+  if (ffn_parallel) ffn_parallel->forward_add(out, ln2o, N, C, C, call);
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(out, out, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
                              opt.first_row);
+  if (after_ffn) after_ffn->forward(out, N, call);
   add_inplace(out, a, NC);
 }
 
@@ -57,21 +61,24 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   float* d_t = ws.d_b.data<float>();   // temporary [N,C]
   float* d_ffn = ws.d_ffn.data<float>();
 
-  // MLP branch: out = a + drop(proj(gelu(fc(ln2(a)))))
+  // MLP branch: out = a + hook_f(drop(proj(gelu(fc(ln2(a)))) + parallel(ln2(a))))
   std::copy(dout, dout + NC, d_a);
   std::copy(dout, dout + NC, d_t);
+  if (after_ffn) after_ffn->backward(d_t, N);
   if (drop && resid_dropout > 0)
     sequence_dropout_backward(d_t, d_t, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
                               opt.first_row);
   proj.backward(d_ffn, d_t, saved_or_null(buf.fc_act), N);
   gelu_backward(d_ffn, d_ffn, buf.fc_pre.data<float>(), size_t(N) * F, gelu);
-  fc.backward(d_t, d_ffn, saved_or_null(buf.ln2_out), N);  // d(ln2_out)
-  float* d_ln2in = dx;  // use dx as a temporary; it is overwritten below
-  ln2.backward(d_ln2in, d_t, buf.a.data<float>(), buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), N);
-  add_inplace(d_a, d_ln2in, NC);
+  float* d_ln2o = dx;  // dx serves as a temporary until the attention branch writes it
+  fc.backward(d_ln2o, d_ffn, saved_or_null(buf.ln2_out), N);
+  if (ffn_parallel) ffn_parallel->backward(d_ln2o, d_t, saved_or_null(buf.ln2_out), N, C, C);
+  ln2.backward(d_t, d_ln2o, buf.a.data<float>(), buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), N);
+  add_inplace(d_a, d_t, NC);
 
-  // attention branch: a = x + drop(attn(ln1(x)))
+  // attention branch: a = x + hook_a(drop(attn(ln1(x))))
   std::copy(d_a, d_a + NC, d_t);
+  if (after_attention) after_attention->backward(d_t, N);
   if (drop && resid_dropout > 0)
     sequence_dropout_backward(d_t, d_t, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kAttnOut),
                               opt.first_row);

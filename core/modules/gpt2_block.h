@@ -1,11 +1,13 @@
 #pragma once
 // One GPT-2 decoder block (pre-LN), Hugging Face `h.<i>`:
-//   a   = x + dropout(attn(ln_1(x)))          attn.c_attn (fused Conv1D), attn.c_proj, causal mask
-//   out = a + dropout(mlp(ln_2(a)))           mlp.c_fc, gelu_new, mlp.c_proj
+//   a   = x + hook_a(dropout(attn(ln_1(x))))                        attn.c_attn (fused Conv1D), attn.c_proj
+//   out = a + hook_f(dropout(mlp(ln_2(a)) + parallel(ln_2(a))))     mlp.c_fc, gelu_new, mlp.c_proj
+// (the hooks and the parallel branch are identities unless a method installs them)
 #include "core/kernels/activations.h"
 #include "core/modules/backward_workspace.h"
 #include "core/modules/layer_norm.h"
 #include "core/modules/self_attention.h"
+#include "core/modules/sublayer_hook.h"
 
 namespace ladder::core {
 
@@ -17,6 +19,9 @@ struct Gpt2Block {
   float resid_dropout = 0.0f;
   int layer_index = 0;
   int max_positions = 0;
+  SublayerHook* after_attention = nullptr;  // seams for methods, as in BertLayer (not owned)
+  SublayerHook* after_ffn = nullptr;
+  LinearBranch* ffn_parallel = nullptr;
 
   struct Buffers {
     SelfAttention::Buffers attn;

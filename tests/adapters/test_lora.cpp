@@ -81,8 +81,11 @@ TEST(Lora, GradientsThroughFrozenBertWithDropout) {
     auto g = p->grad.to_floats();
     ladder::test::expect_directional_grad_ok(p->name, loss, p->w(), size_t(p->value.numel()), g.data(), 1e-2, 5e-3, 3e-3);
   }
-  for (auto& p : m.params().all())
-    if (!p->trainable) EXPECT_FALSE(p->grad.defined()) << p->name;
+  for (auto& p : m.params().all()) {
+    if (!p->trainable) {
+      EXPECT_FALSE(p->grad.defined()) << p->name;
+    }
+  }
 }
 
 TEST(Lora, DyLoraFrozenModeTrainsOnlyTheNewestRank) {
@@ -104,12 +107,17 @@ TEST(Lora, DyLoraFrozenModeTrainsOnlyTheNewestRank) {
     for (int row = 0; row < 4; ++row)
       for (int c = 0; c < in_dim; ++c) {
         float v = ga[size_t(row) * in_dim + c];
-        if (row == 2) newest += std::fabs(v);
-        else EXPECT_EQ(v, 0.0f) << l->A().name << " row " << row;
+        if (row == 2) {
+          newest += std::fabs(v);
+        } else {
+          EXPECT_EQ(v, 0.0f) << l->A().name << " row " << row;
+        }
       }
     for (int o = 0; o < out_dim; ++o)
       for (int col = 0; col < 4; ++col)
-        if (col != 2) EXPECT_EQ(gb[size_t(o) * 4 + col], 0.0f) << l->B().name << " col " << col;
+        if (col != 2) {
+          EXPECT_EQ(gb[size_t(o) * 4 + col], 0.0f) << l->B().name << " col " << col;
+        }
     EXPECT_GT(newest, 0.0) << l->A().name;
   }
   // The effective scale at rank b is alpha / b (the paper code's sqrt(r/b) on each factor times alpha/r).

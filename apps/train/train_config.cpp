@@ -1,0 +1,167 @@
+#include "apps/train/train_config.h"
+
+#include <boost/program_options.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "apps/options.h"
+#include "data/glue/glue_task.h"
+
+namespace ladder::apps {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// "~/x" -> "$HOME/x", so configs can name the model cache portably.
+std::string expand_user(const std::string& p) {
+  if (p.size() >= 1 && p[0] == '~' && (p.size() == 1 || p[1] == '/')) {
+    const char* home = std::getenv("HOME");
+    return std::string(home ? home : "") + p.substr(1);
+  }
+  return p;
+}
+
+std::string default_shared() {
+  if (const char* s = std::getenv("LADDER_SHARED")) return s;
+  return "../shared";
+}
+
+}  // namespace
+
+bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c) {
+  namespace po = boost::program_options;
+  std::string config_file, lora_targets, krona_targets, seed_s;
+  auto& m = c.method_opt;
+  po::options_description generic("ladder train");
+  generic.add_options()("help,h", "print every key with its default")(
+      "config", po::value<std::string>(&config_file)->default_value(""), "INI file: [section] key = value");
+  po::options_description keys("configuration keys (INI [section] key, or --section.key on the command line)");
+  keys.add_options()
+      ("model.dir", po::value<std::string>(&c.model_dir)->required(), "Hugging Face model directory")
+      ("task.name", po::value<std::string>(&c.task)->default_value(c.task), "GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli")
+      ("task.data_dir", po::value<std::string>(&c.data_dir)->default_value(""), "folder with train.tsv and dev.tsv (default: <shared>/data/glue/<task dir>)")
+      ("task.max_length", po::value<int>(&c.max_length)->default_value(c.max_length), "tokens per example, special tokens included")
+      ("task.max_train_examples", po::value<int>(&c.max_train_examples)->default_value(0), "use the first N training rows (0 = all)")
+      ("task.max_eval_examples", po::value<int>(&c.max_eval_examples)->default_value(0), "evaluate on the first N dev rows (0 = all)")
+      ("method.name", po::value<std::string>(&c.method)->default_value(c.method), "full, bitfit, lora, dylora, houlsby, pfeiffer, compacter, compacter++, krona, krona_b, krona_b_res, prompt; combine with +")
+      ("method.lora_r", po::value<int>(&m.lora.r)->default_value(m.lora.r), "LoRA rank (DyLoRA: r_max)")
+      ("method.lora_alpha", po::value<float>(&m.lora.alpha)->default_value(m.lora.alpha), "LoRA alpha (scale alpha/r)")
+      ("method.lora_dropout", po::value<float>(&m.lora.dropout)->default_value(m.lora.dropout), "dropout on the LoRA input")
+      ("method.lora_targets", po::value<std::string>(&lora_targets)->default_value("query,value"), "query key value qkv attention_output ffn_in ffn_out")
+      ("method.dylora_frozen", po::value<bool>(&m.dylora_frozen)->default_value(m.dylora_frozen), "DyLoRA: only the sampled rank's row/column learns")
+      ("method.adapter_reduction", po::value<int>(&m.adapter_reduction)->default_value(m.adapter_reduction), "bottleneck adapters: m = d / reduction")
+      ("method.adapter_activation", po::value<std::string>(&m.adapter_activation)->default_value(m.adapter_activation), "relu, swish or gelu")
+      ("method.compacter_n", po::value<int>(&m.compacter_n)->default_value(m.compacter_n), "PHM components")
+      ("method.train_layer_norms", po::value<bool>(&m.train_layer_norms)->default_value(m.train_layer_norms), "also train the backbone's LayerNorms")
+      ("method.krona_a1", po::value<int>(&m.krona_a1)->default_value(m.krona_a1), "KronA factor A rows")
+      ("method.krona_a2", po::value<int>(&m.krona_a2)->default_value(m.krona_a2), "KronA factor A columns")
+      ("method.krona_scale", po::value<float>(&m.krona_scale)->default_value(m.krona_scale), "KronA scale s")
+      ("method.krona_targets", po::value<std::string>(&krona_targets)->default_value("query,value"), "KronA target Linears")
+      ("method.prompt_tokens", po::value<int>(&m.prompt_tokens)->default_value(m.prompt_tokens), "prompt tuning: soft tokens")
+      ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch")
+      ("train.grad_accum", po::value<int>(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per optimizer step")
+      ("train.epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "passes over the training set")
+      ("train.max_steps", po::value<int>(&c.max_steps)->default_value(0), "optimizer steps (overrides epochs when > 0)")
+      ("train.lr", po::value<double>(&c.lr)->default_value(c.lr), "peak learning rate")
+      ("train.weight_decay", po::value<double>(&c.weight_decay)->default_value(c.weight_decay), "AdamW decoupled weight decay (not on biases and LayerNorms)")
+      ("train.schedule", po::value<std::string>(&c.schedule)->default_value(c.schedule), "constant, linear or cosine (after warmup)")
+      ("train.warmup_ratio", po::value<double>(&c.warmup_ratio)->default_value(c.warmup_ratio), "warmup steps as a fraction of all steps")
+      ("train.warmup_steps", po::value<int>(&c.warmup_steps)->default_value(-1), "warmup steps (overrides warmup_ratio when >= 0)")
+      ("train.max_grad_norm", po::value<double>(&c.max_grad_norm)->default_value(c.max_grad_norm), "clip the global gradient norm (0 = off)")
+      ("train.seed", po::value<std::string>(&seed_s)->default_value("42"), "seed of initialisation, sampling and dropout")
+      ("train.threads", po::value<int>(&c.threads)->default_value(0), "CPU threads (0 = OMP_NUM_THREADS or all cores)")
+      ("eval.every", po::value<int>(&c.eval_every)->default_value(0), "evaluate every N steps (0 = at the end)")
+      ("eval.batch_size", po::value<int>(&c.eval_batch_size)->default_value(c.eval_batch_size), "sequences per evaluation batch")
+      ("eval.all_ranks", po::value<bool>(&c.eval_all_ranks)->default_value(c.eval_all_ranks), "DyLoRA: evaluate every rank 1..r_max at the end")
+      ("checkpoint.dir", po::value<std::string>(&c.out_dir)->default_value(c.out_dir), "run directory: checkpoints, report")
+      ("checkpoint.every", po::value<int>(&c.save_every)->default_value(0), "save every N steps (0 = at evaluations and the end)")
+      ("checkpoint.keep_last", po::value<int>(&c.keep_last)->default_value(c.keep_last), "checkpoints kept besides the best")
+      ("checkpoint.resume", po::value<bool>(&c.resume)->default_value(c.resume), "resume from the run directory's latest checkpoint")
+      ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
+      ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");
+  po::options_description all;
+  all.add(generic).add(keys);
+
+  std::vector<std::string> known;
+  for (const auto& o : all.options()) known.push_back(o->long_name());
+  auto unknown = [&](const std::string& raw, const std::string& where) {
+    std::string bare = raw;
+    while (!bare.empty() && bare[0] == '-') bare.erase(0, 1);
+    std::string hint = closest_match(bare, known);
+    return std::runtime_error("unknown configuration key '" + bare + "'" + where +
+                              (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; see 'ladder train --help'");
+  };
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).run(), vm);  // command line first: it wins
+    if (vm.count("help")) {
+      std::cout << "usage: ladder train --config run.ini [--section.key value ...]\n\n" << all << "\n";
+      return false;
+    }
+    const std::string cfg_path = vm["config"].as<std::string>();
+    if (!cfg_path.empty()) {
+      std::ifstream in(cfg_path);
+      if (!in) throw std::runtime_error(cfg_path + ": cannot open config file");
+      try {
+        po::store(po::parse_config_file(in, all, false), vm);
+      } catch (const po::unknown_option& e) {
+        throw unknown(e.get_option_name(), " in " + cfg_path);
+      } catch (const po::error& e) {
+        throw std::runtime_error(cfg_path + ": " + e.what());
+      }
+    }
+    po::notify(vm);
+  } catch (const po::unknown_option& e) {
+    throw unknown(e.get_option_name(), " on the command line");
+  } catch (const po::required_option& e) {
+    throw std::runtime_error("missing configuration key '" + e.get_option_name() + "' (set [model] dir = ... or --model.dir)");
+  } catch (const po::error& e) {
+    throw std::runtime_error(std::string("ladder train: ") + e.what());
+  }
+  c.model_dir = expand_user(c.model_dir);
+  c.data_dir = expand_user(c.data_dir);
+  c.out_dir = expand_user(c.out_dir);
+  m.lora_targets = split_list(lora_targets);
+  m.krona_targets = split_list(krona_targets);
+  try {
+    c.seed = std::stoull(seed_s);
+  } catch (const std::exception&) {
+    throw std::runtime_error("train.seed: '" + seed_s + "' is not a non-negative integer");
+  }
+  m.seed = c.seed;
+  if (c.data_dir.empty()) c.data_dir = default_shared() + "/data/glue/" + data::glue_task_info(data::parse_glue_task(c.task)).dir_name;
+  if (c.batch_size <= 0 || c.grad_accum <= 0 || c.eval_batch_size <= 0)
+    throw std::runtime_error("train.batch_size, train.grad_accum and eval.batch_size must be positive");
+  if (c.max_length < 4) throw std::runtime_error("task.max_length must be at least 4");
+  if (c.epochs <= 0 && c.max_steps <= 0) throw std::runtime_error("set train.epochs or train.max_steps");
+  if (c.report.empty()) c.report = c.out_dir + "/report.json";
+
+  // The effective config as INI, grouped by section.
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> sections;
+  for (auto& [k, v] : effective_options(vm)) {
+    if (k == "config") continue;
+    auto dot = k.find('.');
+    sections[k.substr(0, dot)].emplace_back(k.substr(dot + 1), v);
+  }
+  std::ostringstream ini;
+  for (auto& [sec, kv] : sections) {
+    ini << "[" << sec << "]\n";
+    for (auto& [k, v] : kv) ini << k << " = " << v << "\n";
+  }
+  c.effective_ini = ini.str();
+  return true;
+}
+
+}  // namespace ladder::apps

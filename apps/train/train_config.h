@@ -1,0 +1,57 @@
+#pragma once
+// The effective configuration of `ladder train`: an INI file whose [section] key = value lines are the
+// dotted options section.key, overridden by --section.key value on the command line. Every key has a
+// default and a help line (`ladder train --help` lists them); an unknown or misspelt key is an error that
+// names it and suggests the closest.
+#include <string>
+#include <vector>
+
+#include "adapters/method.h"
+
+namespace ladder::apps {
+
+struct TrainConfig {
+  // [model]
+  std::string model_dir;
+  // [task]
+  std::string task = "sst2";
+  std::string data_dir;  // default: $LADDER_SHARED or ../shared, then data/glue/<GLUE dir>
+  int max_length = 128;
+  int max_train_examples = 0;  // 0 = all
+  int max_eval_examples = 0;
+  // [method]
+  std::string method = "lora";
+  adapters::MethodOptions method_opt;
+  // [train]
+  int batch_size = 32;
+  int grad_accum = 1;
+  int epochs = 3;
+  int max_steps = 0;  // > 0 overrides epochs
+  double lr = 5e-4;
+  double weight_decay = 0.01;
+  std::string schedule = "linear";
+  double warmup_ratio = 0.06;
+  int warmup_steps = -1;  // >= 0 overrides warmup_ratio
+  double max_grad_norm = 1.0;
+  uint64_t seed = 42;
+  int threads = 0;
+  // [eval]
+  int eval_every = 0;  // steps; 0 = at the end only
+  int eval_batch_size = 64;
+  bool eval_all_ranks = true;  // DyLoRA: evaluate every rank 1..r_max at the end
+  // [checkpoint]
+  std::string out_dir = "runs/train";
+  int save_every = 0;  // steps; 0 = at evaluations and at the end
+  int keep_last = 2;
+  bool resume = true;
+  // [log]
+  int log_every = 20;
+  std::string report;
+
+  std::string effective_ini;  // every key with its value, as INI: stored in checkpoints
+};
+
+// Parses `args` (after "train"): --config FILE, overrides, --help. Returns false when help was printed.
+bool parse_train_config(const std::vector<std::string>& args, TrainConfig& cfg);
+
+}  // namespace ladder::apps

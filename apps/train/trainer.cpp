@@ -1,0 +1,315 @@
+#include "apps/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+#include "adapters/heads/sequence_classification_head.h"
+#include "adapters/method.h"
+#include "apps/progress.h"
+#include "apps/report.h"
+#include "core/backbones/backbone.h"
+#include "core/io/checkpoint.h"
+#include "core/kernels/dropout.h"
+#include "core/kernels/threading.h"
+#include "core/optim/adamw.h"
+#include "core/optim/grad_clip.h"
+#include "core/optim/lr_schedule.h"
+#include "data/glue/glue_dataset.h"
+#include "data/glue/metrics.h"
+#include "data/glue/sampler.h"
+#include "data/padded_batch.h"
+
+namespace ladder::apps {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct EvalResult {
+  std::map<std::string, double> metrics;
+  double loss = 0;
+};
+
+// Forward over a split in length-sorted batches (inference: nothing saved, no dropout).
+EvalResult evaluate(core::Backbone& model, adapters::SequenceClassificationHead& head, const data::GlueSplit& split,
+                    int batch_size, int32_t pad_id) {
+  EvalResult r;
+  const auto order = data::order_by_length(split.enc);
+  std::vector<int> pred_labels(split.size());
+  std::vector<float> pred_scores(split.size());
+  data::PaddedBatch batch;
+  double loss_sum = 0;
+  std::vector<int32_t> labels;
+  std::vector<float> scores;
+  for (size_t s = 0; s < order.size(); s += size_t(batch_size)) {
+    std::vector<size_t> idx(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
+    data::pad_batch(batch, split.enc, idx, pad_id);
+    core::StepOptions opt;
+    model.forward(batch.view(), opt);
+    const core::Tensor& logits = head.forward(batch.view(), opt);
+    labels.clear();
+    scores.clear();
+    for (size_t i : idx) {
+      labels.push_back(split.labels[i]);
+      scores.push_back(split.scores[i]);
+    }
+    loss_sum += double(head.loss(labels.data(), scores.data())) * double(idx.size());
+    const float* lg = logits.data<float>();
+    const int L = head.num_labels();
+    for (size_t b = 0; b < idx.size(); ++b) {
+      if (head.regression()) {
+        pred_scores[idx[b]] = lg[b];
+      } else {
+        int best = 0;
+        for (int k = 1; k < L; ++k)
+          if (lg[b * size_t(L) + size_t(k)] > lg[b * size_t(L) + size_t(best)]) best = k;
+        pred_labels[idx[b]] = best;
+      }
+    }
+  }
+  r.loss = loss_sum / double(std::max<size_t>(1, split.size()));
+  if (head.regression()) r.metrics = data::glue_metrics(split.task, pred_scores, split.scores);
+  else {
+    std::vector<int> ref(split.labels.begin(), split.labels.end());
+    r.metrics = data::glue_metrics(split.task, pred_labels, ref);
+  }
+  return r;
+}
+
+std::string format_metrics(const std::map<std::string, double>& m) {
+  std::string s;
+  char buf[64];
+  for (auto& [k, v] : m) {
+    std::snprintf(buf, sizeof buf, "%s%s %.4f", s.empty() ? "" : ", ", k.c_str(), v);
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace
+
+int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
+  RunReport report("train", argv);
+  core::set_num_threads(cfg.threads);
+  std::filesystem::create_directories(cfg.out_dir);
+  const data::GlueTask task = data::parse_glue_task(cfg.task);
+  const data::GlueTaskInfo& info = data::glue_task_info(task);
+
+  // Model, head, methods.
+  auto model = core::load_backbone(cfg.model_dir);
+  const auto& mc = model->config();
+  if (cfg.max_length > mc.max_positions)
+    throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
+                             std::to_string(mc.max_positions) + " positions");
+  adapters::SequenceClassificationHead head(*model, info.num_labels, cfg.seed);
+  auto methods = adapters::apply_methods(*model, cfg.method, cfg.method_opt);
+  auto& params = model->params();
+  params.allocate_gradients();
+  const size_t n_train = params.count(true), n_total = params.count(false);
+
+  // Data.
+  auto tok = data::TextEncoder::for_model(cfg.model_dir, mc.arch);
+  const auto t_data = std::chrono::steady_clock::now();
+  const int n_prompt = adapters::total_prompt_tokens(methods);
+  if (cfg.max_length - n_prompt < 4) throw std::runtime_error("task.max_length leaves no room for the text after the prompt tokens");
+  auto train = data::tokenize_glue(task, data::read_glue_tsv(task, cfg.data_dir + "/train.tsv"), tok,
+                                   cfg.max_length - n_prompt, cfg.max_train_examples);
+  auto dev = data::tokenize_glue(task, data::read_glue_tsv(task, cfg.data_dir + "/" + info.dev_files[0]), tok,
+                                 cfg.max_length - n_prompt, cfg.max_eval_examples);
+  for (auto* split : {&train, &dev})
+    for (auto& e : split->enc) adapters::insert_prompt_tokens(methods, *model, e.input_ids, e.token_type_ids, e.attention_mask);
+  const double data_s = seconds_since(t_data);
+  data::BucketSampler sampler(train.lengths(), cfg.batch_size, cfg.seed);
+  sampler.set_epoch(0);
+  const int64_t per_epoch = std::max<int64_t>(1, sampler.batches_per_epoch() / cfg.grad_accum);
+  const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : per_epoch * cfg.epochs;
+  const int64_t warmup = cfg.warmup_steps >= 0 ? cfg.warmup_steps : int64_t(std::ceil(cfg.warmup_ratio * double(total_steps)));
+
+  core::AdamWConfig ac;
+  ac.lr = cfg.lr;
+  ac.weight_decay = cfg.weight_decay;
+  core::AdamW opt(params, ac);
+  core::LrSchedule schedule(core::parse_schedule_kind(cfg.schedule), cfg.lr, warmup, total_steps);
+
+  std::printf("ladder train: %s on %s (%zu train / %zu dev examples, max length %d, read+tokenized in %.1fs)\n",
+              cfg.model_dir.c_str(), info.name.c_str(), train.size(), dev.size(), cfg.max_length, data_s);
+  std::printf("method %s: %zu trainable of %zu parameters (%.3f%%); %lld steps of %d x %d sequences, lr %g (%s, %lld warmup), %d threads\n",
+              cfg.method.c_str(), n_train, n_total, 100.0 * double(n_train) / double(n_total), (long long)total_steps,
+              cfg.batch_size, cfg.grad_accum, cfg.lr, cfg.schedule.c_str(), (long long)warmup, core::num_threads());
+
+  // Resume.
+  const bool higher_better = true;  // every GLUE primary metric
+  core::CheckpointDirectory ckdir(cfg.out_dir + "/checkpoints", cfg.keep_last,
+                                  higher_better ? core::CheckpointDirectory::Better::higher : core::CheckpointDirectory::Better::lower);
+  int64_t step = 0;
+  std::map<std::string, std::vector<double>> series;
+  if (cfg.resume) {
+    if (auto latest = ckdir.latest()) {
+      core::CheckpointData ck = core::read_checkpoint(*latest);
+      if (ck.method != cfg.method)
+        throw std::runtime_error(*latest + ": checkpoint of method '" + ck.method + "' but the config says '" + cfg.method + "'");
+      for (auto& [name, t] : ck.params) {
+        core::Parameter* p = params.find(name);
+        if (!p || !p->trainable) throw std::runtime_error(*latest + ": parameter '" + name + "' is not trainable in this run");
+        if (p->value.shape() != t.shape())
+          throw std::runtime_error(*latest + ": parameter '" + name + "' has shape " + core::shape_str(t.shape()) +
+                                   ", the model needs " + core::shape_str(p->value.shape()));
+        p->value.copy_from(t);
+      }
+      auto states = opt.state_tensors();
+      if (states.size() != ck.optimizer.size()) throw std::runtime_error(*latest + ": optimizer state does not match this run's parameters");
+      for (size_t i = 0; i < states.size(); ++i) {
+        if (states[i].first != ck.optimizer[i].first)
+          throw std::runtime_error(*latest + ": optimizer state '" + ck.optimizer[i].first + "' where '" + states[i].first + "' was expected");
+        states[i].second->copy_from(ck.optimizer[i].second);
+      }
+      step = ck.step;
+      opt.set_step_count(step);
+      auto& sp = ck.sampler["position"];
+      if (sp.size() != 2) throw std::runtime_error(*latest + ": no sampler position");
+      sampler.restore({sp[0], sp[1]});
+      series = ck.metrics;
+      std::printf("resumed from %s at step %lld\n", latest->c_str(), (long long)step);
+    }
+  }
+
+  auto save = [&](std::optional<double> metric) {
+    core::CheckpointData ck;
+    ck.step = step;
+    ck.epoch = sampler.state().epoch;
+    ck.samples_seen = step * int64_t(cfg.batch_size) * cfg.grad_accum;
+    ck.config = cfg.effective_ini;
+    ck.method = cfg.method;
+    ck.backbone_id = cfg.model_dir;
+    ck.backbone_hash = model->name();
+    for (auto* p : params.trainable()) ck.params.emplace_back(p->name, p->value);
+    for (auto& [n, t] : opt.state_tensors()) ck.optimizer.emplace_back(n, *t);
+    ck.sampler["position"] = {sampler.state().epoch, sampler.state().position};
+    ck.metrics = series;
+    return ckdir.save(ck, metric);
+  };
+
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
+
+  data::PaddedBatch batch;
+  std::vector<int64_t> ids;
+  std::vector<size_t> rows;
+  std::vector<int32_t> labels;
+  std::vector<float> scores;
+  std::vector<double> step_ms;
+  Progress progress("train", uint64_t(total_steps), "steps", 30.0);
+  double window_loss = 0, window_tokens = 0, window_s = 0;
+  int window_n = 0;
+  std::map<std::string, double> last_eval;
+  const int32_t pad = tok.pad_id();
+
+  while (step < total_steps) {
+    if (g_stop_signal) break;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& m : methods) m->on_step_begin(uint64_t(step));
+    params.zero_grad();
+    double step_loss = 0;
+    long tokens = 0;
+    for (int micro = 0; micro < cfg.grad_accum; ++micro) {
+      while (!sampler.next(ids)) sampler.set_epoch(sampler.state().epoch + 1);
+      rows.assign(ids.begin(), ids.end());
+      data::pad_batch(batch, train.enc, rows, pad);
+      labels.clear();
+      scores.clear();
+      for (size_t i : rows) {
+        labels.push_back(train.labels[i]);
+        scores.push_back(train.scores[i]);
+      }
+      core::StepOptions so;
+      so.save_for_backward = true;
+      so.training = true;
+      so.seed = core::derive_seed(cfg.seed, uint64_t(step), uint64_t(micro));
+      so.first_row = (step * cfg.grad_accum + micro) * int64_t(cfg.batch_size);
+      model->forward(batch.view(), so);
+      head.forward(batch.view(), so);
+      step_loss += head.loss(labels.data(), scores.data()) / double(cfg.grad_accum);
+      head.backward(labels.data(), scores.data(), 1.0f / float(cfg.grad_accum));
+      tokens += batch.real_tokens();
+    }
+    if (cfg.max_grad_norm > 0) core::clip_grad_norm(params, float(cfg.max_grad_norm));
+    const double lr = schedule.lr_at(step);
+    opt.step(lr);
+    ++step;
+    const double s = seconds_since(t0);
+    step_ms.push_back(1e3 * s);
+    series["loss"].push_back(step_loss);
+    series["lr"].push_back(lr);
+    window_loss += step_loss;
+    window_tokens += double(tokens);
+    window_s += s;
+    ++window_n;
+    if (progress.is_terminal() || window_n >= cfg.log_every || step == total_steps) {
+      char tail[200];
+      std::snprintf(tail, sizeof tail, "epoch %lld loss %.4f lr %.2e %.0f tok/s RSS %s", (long long)sampler.state().epoch,
+                    window_loss / window_n, lr, window_tokens / window_s, core::format_bytes(core::current_rss_bytes()).c_str());
+      progress.update(uint64_t(step), tail);
+      if (window_n >= cfg.log_every) window_loss = window_tokens = window_s = 0, window_n = 0;
+    }
+    const bool eval_now = (cfg.eval_every > 0 && step % cfg.eval_every == 0) || step == total_steps;
+    std::optional<double> metric;
+    if (eval_now) {
+      auto r = evaluate(*model, head, dev, cfg.eval_batch_size, pad);
+      last_eval = r.metrics;
+      metric = r.metrics.at(info.primary_metric);
+      for (auto& [k, v] : r.metrics) series["eval_" + k].push_back(v);
+      series["eval_loss"].push_back(r.loss);
+      series["eval_step"].push_back(double(step));
+      std::printf("eval at step %lld: %s, loss %.4f\n", (long long)step, format_metrics(r.metrics).c_str(), r.loss);
+    }
+    if (eval_now || (cfg.save_every > 0 && step % cfg.save_every == 0)) save(metric);
+  }
+  if (g_stop_signal) {
+    const int sig = int(g_stop_signal);
+    const std::string path = save(std::nullopt);
+    std::printf("stopped by signal %d at step %lld; checkpoint %s; rerun the same command to resume\n", sig,
+                (long long)step, path.c_str());
+    report.metrics()["stopped_by_signal"] = sig;
+    report.metrics()["step"] = step;
+    report.write(cfg.report);
+    return 128 + sig;
+  }
+  progress.finish("done");
+
+  // DyLoRA: every rank from the one run.
+  if (auto* dy = adapters::find_dylora(methods); dy && cfg.eval_all_ranks) {
+    std::printf("DyLoRA: dev %s at every rank\n", info.primary_metric.c_str());
+    for (int b = 1; b <= dy->r_max(); ++b) {
+      dy->set_rank(b);
+      auto r = evaluate(*model, head, dev, cfg.eval_batch_size, pad);
+      std::printf("  rank %d: %s\n", b, format_metrics(r.metrics).c_str());
+      report.metrics()["dylora_rank_" + std::to_string(b)] = r.metrics;
+    }
+  }
+
+  std::printf("\n%s", core::memory_table().c_str());
+  report.set_config({{"ini", cfg.effective_ini}});
+  report.metrics()["task"] = info.name;
+  report.metrics()["method"] = cfg.method;
+  report.metrics()["trainable_parameters"] = n_train;
+  report.metrics()["total_parameters"] = n_total;
+  report.metrics()["steps"] = step;
+  report.metrics()["final_eval"] = last_eval;
+  if (ckdir.best_metric()) report.metrics()["best_" + info.primary_metric] = *ckdir.best_metric();
+  report.metrics()["loss_series"] = series["loss"];
+  report.timings()["median_step_ms"] = median(step_ms);
+  report.write(cfg.report);
+  return 0;
+}
+
+}  // namespace ladder::apps
