@@ -1,6 +1,8 @@
 #include "apps/options.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 
@@ -59,6 +61,17 @@ bool parse_options(const std::string& command, const std::vector<std::string>& a
   return true;
 }
 
+// The shortest decimal text that reads back to the same value (to_string's 6 decimals would turn 1e-8
+// into 0 in a stored config).
+static std::string shortest(double v, int max_digits = 17) {
+  char buf[32];
+  for (int d = 1; d <= max_digits; ++d) {
+    std::snprintf(buf, sizeof buf, "%.*g", d, v);
+    if (max_digits == 17 ? std::strtod(buf, nullptr) == v : float(std::strtod(buf, nullptr)) == float(v)) break;
+  }
+  return buf;
+}
+
 std::vector<std::pair<std::string, std::string>> effective_options(const po::variables_map& vm) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [k, v] : vm) {
@@ -67,8 +80,8 @@ std::vector<std::pair<std::string, std::string>> effective_options(const po::var
     std::string s;
     if (auto p = boost::any_cast<std::string>(&a)) s = *p;
     else if (auto p = boost::any_cast<int>(&a)) s = std::to_string(*p);
-    else if (auto p = boost::any_cast<double>(&a)) s = std::to_string(*p);
-    else if (auto p = boost::any_cast<float>(&a)) s = std::to_string(*p);
+    else if (auto p = boost::any_cast<double>(&a)) s = shortest(*p);
+    else if (auto p = boost::any_cast<float>(&a)) s = shortest(double(*p), 9);
     else if (auto p = boost::any_cast<bool>(&a)) s = *p ? "true" : "false";
     else if (auto p = boost::any_cast<std::vector<int>>(&a)) {
       for (size_t i = 0; i < p->size(); ++i) s += (i ? "," : "") + std::to_string((*p)[i]);

@@ -40,7 +40,7 @@ std::string default_shared() {
 
 }  // namespace
 
-bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c) {
+bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, const std::string* ini_text) {
   namespace po = boost::program_options;
   std::string config_file, lora_targets, krona_targets, seed_s;
   auto& m = c.method_opt;
@@ -110,9 +110,12 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c) {
       std::cout << "usage: ladder train --config run.ini [--section.key value ...]\n\n" << all << "\n";
       return false;
     }
-    const std::string cfg_path = vm["config"].as<std::string>();
+    const std::string cfg_path = ini_text ? std::string("(checkpoint config)") : vm["config"].as<std::string>();
     if (!cfg_path.empty()) {
-      std::ifstream in(cfg_path);
+      std::ifstream file;
+      std::istringstream text(ini_text ? *ini_text : std::string());
+      if (!ini_text) file.open(cfg_path);
+      std::istream& in = ini_text ? static_cast<std::istream&>(text) : static_cast<std::istream&>(file);
       if (!in) throw std::runtime_error(cfg_path + ": cannot open config file");
       try {
         po::store(po::parse_config_file(in, all, false), vm);

@@ -52,6 +52,7 @@ struct TrainConfig {
 };
 
 // Parses `args` (after "train"): --config FILE, overrides, --help. Returns false when help was printed.
-bool parse_train_config(const std::vector<std::string>& args, TrainConfig& cfg);
+// `ini_text`, when given, is used as the config file (e.g. the effective config stored in a checkpoint).
+bool parse_train_config(const std::vector<std::string>& args, TrainConfig& cfg, const std::string* ini_text = nullptr);
 
 }  // namespace ladder::apps

@@ -1,5 +1,7 @@
 #include "apps/train/trainer.h"
 
+#include "apps/train/run_model.h"
+
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -34,67 +36,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-struct EvalResult {
-  std::map<std::string, double> metrics;
-  double loss = 0;
-};
-
-// Forward over a split in length-sorted batches (inference: nothing saved, no dropout).
-EvalResult evaluate(core::Backbone& model, adapters::SequenceClassificationHead& head, const data::GlueSplit& split,
-                    int batch_size, int32_t pad_id) {
-  EvalResult r;
-  const auto order = data::order_by_length(split.enc);
-  std::vector<int> pred_labels(split.size());
-  std::vector<float> pred_scores(split.size());
-  data::PaddedBatch batch;
-  double loss_sum = 0;
-  std::vector<int32_t> labels;
-  std::vector<float> scores;
-  for (size_t s = 0; s < order.size(); s += size_t(batch_size)) {
-    std::vector<size_t> idx(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
-    data::pad_batch(batch, split.enc, idx, pad_id);
-    core::StepOptions opt;
-    model.forward(batch.view(), opt);
-    const core::Tensor& logits = head.forward(batch.view(), opt);
-    labels.clear();
-    scores.clear();
-    for (size_t i : idx) {
-      labels.push_back(split.labels[i]);
-      scores.push_back(split.scores[i]);
-    }
-    loss_sum += double(head.loss(labels.data(), scores.data())) * double(idx.size());
-    const float* lg = logits.data<float>();
-    const int L = head.num_labels();
-    for (size_t b = 0; b < idx.size(); ++b) {
-      if (head.regression()) {
-        pred_scores[idx[b]] = lg[b];
-      } else {
-        int best = 0;
-        for (int k = 1; k < L; ++k)
-          if (lg[b * size_t(L) + size_t(k)] > lg[b * size_t(L) + size_t(best)]) best = k;
-        pred_labels[idx[b]] = best;
-      }
-    }
-  }
-  r.loss = loss_sum / double(std::max<size_t>(1, split.size()));
-  if (head.regression()) r.metrics = data::glue_metrics(split.task, pred_scores, split.scores);
-  else {
-    std::vector<int> ref(split.labels.begin(), split.labels.end());
-    r.metrics = data::glue_metrics(split.task, pred_labels, ref);
-  }
-  return r;
-}
-
-std::string format_metrics(const std::map<std::string, double>& m) {
-  std::string s;
-  char buf[64];
-  for (auto& [k, v] : m) {
-    std::snprintf(buf, sizeof buf, "%s%s %.4f", s.empty() ? "" : ", ", k.c_str(), v);
-    s += buf;
-  }
-  return s;
-}
-
 }  // namespace
 
 int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
@@ -104,29 +45,17 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
   const data::GlueTask task = data::parse_glue_task(cfg.task);
   const data::GlueTaskInfo& info = data::glue_task_info(task);
 
-  // Model, head, methods.
-  auto model = core::load_backbone(cfg.model_dir);
-  const auto& mc = model->config();
-  if (cfg.max_length > mc.max_positions)
-    throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
-                             std::to_string(mc.max_positions) + " positions");
-  adapters::SequenceClassificationHead head(*model, info.num_labels, cfg.seed);
-  auto methods = adapters::apply_methods(*model, cfg.method, cfg.method_opt);
+  // Model, head, methods, data.
+  RunModel rm = build_run_model(cfg);
+  auto& model = rm.backbone;
+  auto& head = *rm.head;
+  auto& methods = rm.methods;
   auto& params = model->params();
-  params.allocate_gradients();
   const size_t n_train = params.count(true), n_total = params.count(false);
-
-  // Data.
-  auto tok = data::TextEncoder::for_model(cfg.model_dir, mc.arch);
+  auto tok = data::TextEncoder::for_model(cfg.model_dir, model->config().arch);
   const auto t_data = std::chrono::steady_clock::now();
-  const int n_prompt = adapters::total_prompt_tokens(methods);
-  if (cfg.max_length - n_prompt < 4) throw std::runtime_error("task.max_length leaves no room for the text after the prompt tokens");
-  auto train = data::tokenize_glue(task, data::read_glue_tsv(task, cfg.data_dir + "/train.tsv"), tok,
-                                   cfg.max_length - n_prompt, cfg.max_train_examples);
-  auto dev = data::tokenize_glue(task, data::read_glue_tsv(task, cfg.data_dir + "/" + info.dev_files[0]), tok,
-                                 cfg.max_length - n_prompt, cfg.max_eval_examples);
-  for (auto* split : {&train, &dev})
-    for (auto& e : split->enc) adapters::insert_prompt_tokens(methods, *model, e.input_ids, e.token_type_ids, e.attention_mask);
+  data::GlueSplit train, dev;
+  load_glue_splits(cfg, rm, true, train, dev);
   const double data_s = seconds_since(t_data);
   data::BucketSampler sampler(train.lengths(), cfg.batch_size, cfg.seed);
   sampler.set_epoch(0);
@@ -157,14 +86,7 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
       core::CheckpointData ck = core::read_checkpoint(*latest);
       if (ck.method != cfg.method)
         throw std::runtime_error(*latest + ": checkpoint of method '" + ck.method + "' but the config says '" + cfg.method + "'");
-      for (auto& [name, t] : ck.params) {
-        core::Parameter* p = params.find(name);
-        if (!p || !p->trainable) throw std::runtime_error(*latest + ": parameter '" + name + "' is not trainable in this run");
-        if (p->value.shape() != t.shape())
-          throw std::runtime_error(*latest + ": parameter '" + name + "' has shape " + core::shape_str(t.shape()) +
-                                   ", the model needs " + core::shape_str(p->value.shape()));
-        p->value.copy_from(t);
-      }
+      load_trainable_params(rm, ck, *latest);
       auto states = opt.state_tensors();
       if (states.size() != ck.optimizer.size()) throw std::runtime_error(*latest + ": optimizer state does not match this run's parameters");
       for (size_t i = 0; i < states.size(); ++i) {
@@ -264,7 +186,7 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
     const bool eval_now = (cfg.eval_every > 0 && step % cfg.eval_every == 0) || step == total_steps;
     std::optional<double> metric;
     if (eval_now) {
-      auto r = evaluate(*model, head, dev, cfg.eval_batch_size, pad);
+      auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
       last_eval = r.metrics;
       metric = r.metrics.at(info.primary_metric);
       for (auto& [k, v] : r.metrics) series["eval_" + k].push_back(v);
@@ -291,7 +213,7 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
     std::printf("DyLoRA: dev %s at every rank\n", info.primary_metric.c_str());
     for (int b = 1; b <= dy->r_max(); ++b) {
       dy->set_rank(b);
-      auto r = evaluate(*model, head, dev, cfg.eval_batch_size, pad);
+      auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
       std::printf("  rank %d: %s\n", b, format_metrics(r.metrics).c_str());
       report.metrics()["dylora_rank_" + std::to_string(b)] = r.metrics;
     }

@@ -1,0 +1,119 @@
+#include "apps/train/run_model.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "data/glue/metrics.h"
+#include "data/padded_batch.h"
+
+namespace ladder::apps {
+
+RunModel build_run_model(const TrainConfig& cfg) {
+  RunModel m;
+  m.task = data::parse_glue_task(cfg.task);
+  const data::GlueTaskInfo& info = data::glue_task_info(m.task);
+  m.backbone = core::load_backbone(cfg.model_dir);
+  const auto& mc = m.backbone->config();
+  if (cfg.max_length > mc.max_positions)
+    throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
+                             std::to_string(mc.max_positions) + " positions");
+  m.head = std::make_unique<adapters::SequenceClassificationHead>(*m.backbone, info.num_labels, cfg.seed);
+  m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
+  m.backbone->params().allocate_gradients();
+  return m;
+}
+
+void load_glue_splits(const TrainConfig& cfg, const RunModel& m, bool with_train, data::GlueSplit& train,
+                      data::GlueSplit& dev) {
+  const data::GlueTaskInfo& info = data::glue_task_info(m.task);
+  auto tok = data::TextEncoder::for_model(cfg.model_dir, m.backbone->config().arch);
+  const int n_prompt = adapters::total_prompt_tokens(m.methods);
+  if (cfg.max_length - n_prompt < 4)
+    throw std::runtime_error("task.max_length leaves no room for the text after the prompt tokens");
+  if (with_train)
+    train = data::tokenize_glue(m.task, data::read_glue_tsv(m.task, cfg.data_dir + "/train.tsv"), tok,
+                                cfg.max_length - n_prompt, cfg.max_train_examples);
+  dev = data::tokenize_glue(m.task, data::read_glue_tsv(m.task, cfg.data_dir + "/" + info.dev_files[0]), tok,
+                            cfg.max_length - n_prompt, cfg.max_eval_examples);
+  for (auto* split : {&train, &dev})
+    for (auto& e : split->enc)
+      adapters::insert_prompt_tokens(m.methods, *m.backbone, e.input_ids, e.token_type_ids, e.attention_mask);
+}
+
+void load_trainable_params(RunModel& m, const core::CheckpointData& ck, const std::string& path) {
+  auto& params = m.backbone->params();
+  size_t loaded = 0;
+  for (auto& [name, t] : ck.params) {
+    core::Parameter* p = params.find(name);
+    if (!p || !p->trainable) throw std::runtime_error(path + ": parameter '" + name + "' is not trainable in this run");
+    if (p->value.shape() != t.shape())
+      throw std::runtime_error(path + ": parameter '" + name + "' has shape " + core::shape_str(t.shape()) +
+                               ", the model needs " + core::shape_str(p->value.shape()));
+    p->value.copy_from(t);
+    ++loaded;
+  }
+  if (loaded != params.trainable().size())
+    for (auto* p : params.trainable()) {
+      bool found = false;
+      for (auto& [name, t] : ck.params) found = found || name == p->name;
+      if (!found) throw std::runtime_error(path + ": no parameter '" + p->name + "' in the checkpoint");
+    }
+}
+
+EvalResult evaluate(RunModel& m, const data::GlueSplit& split, int batch_size, int32_t pad_id) {
+  EvalResult r;
+  auto& head = *m.head;
+  const auto order = data::order_by_length(split.enc);
+  std::vector<int> pred_labels(split.size());
+  std::vector<float> pred_scores(split.size());
+  data::PaddedBatch batch;
+  double loss_sum = 0;
+  std::vector<int32_t> labels;
+  std::vector<float> scores;
+  for (size_t s = 0; s < order.size(); s += size_t(batch_size)) {
+    std::vector<size_t> idx(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
+    data::pad_batch(batch, split.enc, idx, pad_id);
+    core::StepOptions opt;
+    m.backbone->forward(batch.view(), opt);
+    const core::Tensor& logits = head.forward(batch.view(), opt);
+    labels.clear();
+    scores.clear();
+    for (size_t i : idx) {
+      labels.push_back(split.labels[i]);
+      scores.push_back(split.scores[i]);
+    }
+    loss_sum += double(head.loss(labels.data(), scores.data())) * double(idx.size());
+    const float* lg = logits.data<float>();
+    const int L = head.num_labels();
+    for (size_t b = 0; b < idx.size(); ++b) {
+      if (head.regression()) {
+        pred_scores[idx[b]] = lg[b];
+      } else {
+        int best = 0;
+        for (int k = 1; k < L; ++k)
+          if (lg[b * size_t(L) + size_t(k)] > lg[b * size_t(L) + size_t(best)]) best = k;
+        pred_labels[idx[b]] = best;
+      }
+    }
+  }
+  r.loss = loss_sum / double(std::max<size_t>(1, split.size()));
+  if (head.regression()) {
+    r.metrics = data::glue_metrics(split.task, pred_scores, split.scores);
+  } else {
+    std::vector<int> ref(split.labels.begin(), split.labels.end());
+    r.metrics = data::glue_metrics(split.task, pred_labels, ref);
+  }
+  return r;
+}
+
+std::string format_metrics(const std::map<std::string, double>& m) {
+  std::string s;
+  char buf[64];
+  for (auto& [k, v] : m) {
+    std::snprintf(buf, sizeof buf, "%s%s %.4f", s.empty() ? "" : ", ", k.c_str(), v);
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace ladder::apps
