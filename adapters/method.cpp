@@ -186,14 +186,31 @@ std::vector<std::string> method_names() {
 
 std::vector<std::unique_ptr<Method>> apply_methods(core::Backbone& backbone, const std::string& spec,
                                                    const MethodOptions& opt) {
+  // Split on '+', matching known names greedily so that "compacter++" and "compacter+++lora" parse.
+  auto valid_names = method_names();
+  std::sort(valid_names.begin(), valid_names.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
   std::vector<std::string> names;
-  std::stringstream ss(spec);
-  std::string item;
-  while (std::getline(ss, item, '+')) {
-    if (item.empty()) throw std::invalid_argument("empty method name in '" + spec + "'");
+  size_t i = 0;
+  while (i < spec.size()) {
+    std::string item;
+    for (auto& v : valid_names)
+      if (spec.compare(i, v.size(), v) == 0 && (i + v.size() == spec.size() || spec[i + v.size()] == '+')) {
+        item = v;
+        break;
+      }
+    if (item.empty()) {
+      size_t end = spec.find('+', i);
+      item = spec.substr(i, end == std::string::npos ? std::string::npos : end - i);
+      if (item.empty()) throw std::invalid_argument("empty method name in '" + spec + "'");
+    }
     if (std::find(names.begin(), names.end(), item) != names.end())
       throw std::invalid_argument("method '" + item + "' given twice in '" + spec + "'");
     names.push_back(item);
+    i += item.size();
+    if (i < spec.size()) {
+      ++i;  // the '+'
+      if (i == spec.size()) throw std::invalid_argument("empty method name at the end of '" + spec + "'");
+    }
   }
   if (names.empty()) throw std::invalid_argument("no method given");
   const auto valid = method_names();

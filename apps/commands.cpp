@@ -23,6 +23,8 @@ const std::map<std::string, Command>& commands() {
       {"encode", {encode_command, "run a backbone over text and write hidden states / sentence embeddings to HDF5"}},
       {"bench", {bench_command, "time the backbone's forward pass and full training step against the sgemm ceiling"}},
       {"inspect", {inspect_command, "print a checkpoint: attributes, parameters with norms, optimizer state, metrics, config"}},
+      {"eval", {eval_command, "evaluate a checkpoint on its task's dev split(s), DyLoRA at every rank, AdvGLUE drop"}},
+      {"export", {export_command, "write a checkpoint as a PEFT LoRA adapter or a merged Hugging Face model directory"}},
       {"train", {train_command, "fine-tune a backbone on a GLUE task with any parameter-efficient method (--config run.ini)"}},
   };
   return c;

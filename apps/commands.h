@@ -14,5 +14,7 @@ int encode_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
 int inspect_command(const std::vector<std::string>& args);
 int train_command(const std::vector<std::string>& args);
+int eval_command(const std::vector<std::string>& args);
+int export_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

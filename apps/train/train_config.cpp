@@ -42,11 +42,14 @@ std::string default_shared() {
 
 bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, const std::string* ini_text) {
   namespace po = boost::program_options;
-  std::string config_file, lora_targets, krona_targets, seed_s;
+  std::string config_file, lora_targets, krona_targets, seed_s, report_cli;
+  int threads_cli = 0;
   auto& m = c.method_opt;
   po::options_description generic("ladder train");
   generic.add_options()("help,h", "print every key with its default")(
-      "config", po::value<std::string>(&config_file)->default_value(""), "INI file: [section] key = value");
+      "config", po::value<std::string>(&config_file)->default_value(""), "INI file: [section] key = value")(
+      "report", po::value<std::string>(&report_cli)->default_value(""), "the JSON run report (same as --log.report)")(
+      "threads", po::value<int>(&threads_cli)->default_value(0), "CPU threads (same as --train.threads)");
   po::options_description keys("configuration keys (INI [section] key, or --section.key on the command line)");
   keys.add_options()
       ("model.dir", po::value<std::string>(&c.model_dir)->required(), "Hugging Face model directory")
@@ -149,12 +152,14 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
     throw std::runtime_error("train.batch_size, train.grad_accum and eval.batch_size must be positive");
   if (c.max_length < 4) throw std::runtime_error("task.max_length must be at least 4");
   if (c.epochs <= 0 && c.max_steps <= 0) throw std::runtime_error("set train.epochs or train.max_steps");
+  if (!report_cli.empty()) c.report = report_cli;
+  if (threads_cli > 0) c.threads = threads_cli;
   if (c.report.empty()) c.report = c.out_dir + "/report.json";
 
   // The effective config as INI, grouped by section.
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> sections;
   for (auto& [k, v] : effective_options(vm)) {
-    if (k == "config") continue;
+    if (k == "config" || k == "report" || k == "threads") continue;
     auto dot = k.find('.');
     sections[k.substr(0, dot)].emplace_back(k.substr(dot + 1), v);
   }

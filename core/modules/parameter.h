@@ -5,6 +5,7 @@
 // one contiguous gradient buffer (so data parallelism can all-reduce it in a few calls).
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,11 @@ struct Parameter {
 
   float* w() const { return value.data<float>(); }
   // Gradient pointer, or nullptr when frozen: kernels skip weight-gradient work on nullptr.
-  float* g() const { return trainable ? grad.data<float>() : nullptr; }
+  float* g() const {
+    if (!trainable) return nullptr;
+    if (!grad.defined()) throw std::logic_error("parameter '" + name + "' is trainable but its gradient was never allocated (call ParameterRegistry::allocate_gradients)");
+    return grad.data<float>();
+  }
 };
 
 class ParameterRegistry {

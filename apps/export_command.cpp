@@ -1,0 +1,346 @@
+// `ladder export --checkpoint CKPT --format peft|merged --output DIR`: a trained run as files other tools read.
+//   peft    adapter_model.safetensors + adapter_config.json for PEFT's PeftModel.from_pretrained(base, DIR)
+//           (LoRA, and DyLoRA at one rank, which is a plain LoRA of rank b with the same alpha)
+//   merged  a Hugging Face model directory (config.json, model.safetensors, tokenizer files) with the method
+//           folded into the backbone weights and the classification head: BertForSequenceClassification /
+//           GPT2ForSequenceClassification.from_pretrained(DIR) needs neither ladder nor PEFT
+// Both are written into a temporary sibling directory and renamed into place. docs/EXPORT.md has the details.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "adapters/method.h"
+#include "apps/commands.h"
+#include "apps/options.h"
+#include "apps/report.h"
+#include "apps/train/run_model.h"
+#include "apps/train/train_config.h"
+#include "core/io/checkpoint.h"
+#include "core/io/safetensors.h"
+#include "core/kernels/threading.h"
+#include "data/glue/glue_task.h"
+#include "data/text_encoder.h"
+
+namespace ladder::apps {
+
+// Defined in eval_command.cpp (shared by `eval` and `export`).
+std::string resolve_checkpoint(const std::string& given, const std::string& pick);
+TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::string& path,
+                                   const std::vector<std::string>& overrides);
+std::vector<std::string> parse_with_overrides(const std::string& command, const std::vector<std::string>& args,
+                                              const po::options_description& desc, po::variables_map& vm, bool& help);
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
+  return s;
+}
+
+// Writes into DIR.tmp-PID beside DIR, then renames it to DIR (replacing an existing DIR only with overwrite).
+class StagedDir {
+ public:
+  StagedDir(const std::string& out, bool overwrite) : out_(fs::path(out).lexically_normal().string()) {
+    if (out_.empty()) throw std::runtime_error("--output: no directory given");
+    while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
+    std::error_code ec;
+    if (fs::exists(out_, ec)) {
+      if (!fs::is_directory(out_, ec)) throw std::runtime_error("--output " + out_ + " exists and is not a directory");
+      if (!fs::is_empty(out_, ec) && !overwrite)
+        throw std::runtime_error("--output " + out_ + " exists and is not empty (pass --overwrite to replace it)");
+    }
+    const fs::path parent = fs::path(out_).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    tmp_ = out_ + ".tmp-" + std::to_string(::getpid());
+    fs::remove_all(tmp_);
+    fs::create_directories(tmp_);
+  }
+  ~StagedDir() {
+    if (!done_) {
+      std::error_code ec;
+      fs::remove_all(tmp_, ec);
+    }
+  }
+  const std::string& tmp() const { return tmp_; }
+  void commit() {
+    std::error_code ec;
+    std::string old;
+    if (fs::exists(out_, ec)) {
+      old = out_ + ".old-" + std::to_string(::getpid());
+      fs::remove_all(old);
+      fs::rename(out_, old);
+    }
+    fs::rename(tmp_, out_);
+    done_ = true;
+    if (!old.empty()) fs::remove_all(old, ec);
+  }
+
+ private:
+  std::string out_, tmp_;
+  bool done_ = false;
+};
+
+void write_json(const std::string& path, const json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out) throw std::runtime_error(path + ": cannot write");
+}
+
+// PEFT's target_modules for the LoRA'd modules: for each one the shortest dotted suffix that matches no
+// other module of the model (PEFT matches a target t on module name k when k ends with "." + t).
+std::vector<std::string> peft_targets(const std::set<std::string>& lora_modules, const std::vector<std::string>& all_modules) {
+  std::set<std::string> out;
+  for (const auto& m : lora_modules) {
+    std::vector<std::string> parts;
+    for (size_t s = 0, e; s <= m.size(); s = e + 1) {
+      e = m.find('.', s);
+      if (e == std::string::npos) e = m.size();
+      parts.push_back(m.substr(s, e - s));
+    }
+    std::string chosen = m;
+    for (size_t k = 1; k <= parts.size(); ++k) {
+      std::string suffix;
+      for (size_t i = parts.size() - k; i < parts.size(); ++i) suffix += (suffix.empty() ? "" : ".") + parts[i];
+      bool ok = true;
+      for (const auto& other : all_modules)
+        if ((other == suffix || ends_with(other, "." + suffix)) && !lora_modules.count(other)) ok = false;
+      if (ok) {
+        chosen = suffix;
+        break;
+      }
+    }
+    out.insert(chosen);
+  }
+  return {out.begin(), out.end()};
+}
+
+// The first `b` rows of A [r, in] / first `b` columns of B [out, r], as owned f32 tensors.
+core::Tensor take_rank(const core::Tensor& t, bool is_A, int b) {
+  const auto& s = t.shape();
+  const int64_t rows = s[0], cols = s[1];
+  const auto v = t.to_floats();
+  if (is_A) return core::Tensor::from_floats(std::vector<float>(v.begin(), v.begin() + b * cols), {b, cols},
+                                             core::MemCategory::workspace);
+  std::vector<float> o(size_t(rows * b));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int j = 0; j < b; ++j) o[size_t(i * b + j)] = v[size_t(i * cols + j)];
+  return core::Tensor::from_floats(o, {rows, b}, core::MemCategory::workspace);
+}
+
+void copy_tokenizer_files(const std::string& from, const std::string& to, std::vector<std::string>& copied) {
+  for (const char* f : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                        "special_tokens_map.json", "added_tokens.json"}) {
+    std::error_code ec;
+    if (fs::is_regular_file(from + "/" + f, ec)) {
+      fs::copy_file(from + "/" + f, to + "/" + f, fs::copy_options::overwrite_existing);
+      copied.push_back(f);
+    }
+  }
+}
+
+}  // namespace
+
+int export_command(const std::vector<std::string>& args) {
+  std::string ckpt_arg, pick, format, output, report_path;
+  int threads = 0, rank = 0;
+  bool overwrite = false;
+  po::options_description desc("ladder export --checkpoint CKPT --format peft|merged --output DIR");
+  desc.add_options()
+      ("checkpoint", po::value<std::string>(&ckpt_arg)->required(), "checkpoint file, or a run's checkpoint folder / run directory")
+      ("pick", po::value<std::string>(&pick)->default_value("latest"), "in a folder: 'latest' (newest complete checkpoint) or 'best' (best.h5)")
+      ("format", po::value<std::string>(&format)->required(), "peft (LoRA adapter for PEFT) or merged (Hugging Face model directory)")
+      ("output", po::value<std::string>(&output)->required(), "directory to write (written to a temporary sibling, then renamed)")
+      ("rank", po::value<int>(&rank)->default_value(0), "DyLoRA: the rank to export (default r_max)")
+      ("overwrite", po::bool_switch(&overwrite), "replace an existing non-empty output directory");
+  add_common_options(desc, threads, report_path);
+  po::variables_map vm;
+  bool help = false;
+  // --section.key overrides of the stored config (e.g. --model.dir when the base model moved).
+  const std::vector<std::string> overrides = parse_with_overrides("export", args, desc, vm, help);
+  if (help) {
+    std::printf("usage: ladder export --checkpoint CKPT --format peft|merged --output DIR [--section.key value ...]\n\n");
+    std::cout << desc << "\nAny key of 'ladder train --help' overrides the checkpoint's stored config, e.g. --model.dir DIR.\n";
+    return 0;
+  }
+  if (format != "peft" && format != "merged")
+    throw std::runtime_error("--format must be 'peft' or 'merged', not '" + format + "'");
+  RunReport report("export", args);
+  report.set_config(effective_options(vm));
+
+  const std::string path = resolve_checkpoint(ckpt_arg, pick);
+  const core::CheckpointData ck = core::read_checkpoint(path);
+  TrainConfig cfg = config_from_checkpoint(ck, path, overrides);
+  core::set_num_threads(threads > 0 ? threads : cfg.threads);
+  const data::GlueTaskInfo& info = data::glue_task_info(data::parse_glue_task(cfg.task));
+
+  // Check the method before loading anything big.
+  std::vector<std::string> names;
+  for (size_t s = 0, e; s <= cfg.method.size(); s = e + 1) {
+    e = cfg.method.find('+', s);
+    if (e == std::string::npos) e = cfg.method.size();
+    names.push_back(cfg.method.substr(s, e - s));
+  }
+  if (format == "peft" && !(names.size() == 1 && (names[0] == "lora" || names[0] == "dylora")))
+    throw std::runtime_error("--format peft exports LoRA adapters only (method lora or dylora); this checkpoint's method is '" +
+                             cfg.method + "' (use --format merged for mergeable methods)");
+
+  RunModel rm = build_run_model(cfg);
+  load_trainable_params(rm, ck, path);
+  core::Backbone& bb = *rm.backbone;
+  const bool gpt2 = bb.config().arch == core::Architecture::gpt2;
+  const std::string backbone_prefix = gpt2 ? "transformer." : "bert.";
+  const std::string head_name = gpt2 ? "score" : "classifier";
+  auto is_head = [&](const std::string& n) { return n.rfind(head_name + ".", 0) == 0; };
+
+  adapters::DyLoraMethod* dy = adapters::find_dylora(rm.methods);
+  if (rank != 0 && !dy) throw std::runtime_error("--rank applies to DyLoRA checkpoints; this one is method '" + cfg.method + "'");
+  const int r_export = dy ? (rank ? rank : dy->r_max()) : cfg.method_opt.lora.r;
+  if (dy && (r_export < 1 || r_export > dy->r_max()))
+    throw std::runtime_error("--rank " + std::to_string(r_export) + " is outside 1.." + std::to_string(dy->r_max()));
+  if (dy) dy->set_rank(r_export);
+
+  StagedDir staged(output, overwrite);
+  const std::string tmp = staged.tmp();
+  std::vector<std::pair<std::string, core::Tensor>> tensors;
+  auto& jm = report.metrics();
+  jm["checkpoint"] = path;
+  jm["format"] = format;
+  jm["output"] = output;
+  jm["method"] = cfg.method;
+
+  if (format == "peft") {
+    std::set<std::string> lora_modules;
+    for (const auto& [name, t] : ck.params) {
+      const bool a = ends_with(name, ".lora_A"), b = ends_with(name, ".lora_B");
+      if (a || b) {
+        const std::string module = name.substr(0, name.size() - 7);
+        lora_modules.insert(module);
+        tensors.emplace_back("base_model.model." + backbone_prefix + module + (a ? ".lora_A.weight" : ".lora_B.weight"),
+                             dy ? take_rank(t, a, r_export) : t);
+      } else if (is_head(name)) {
+        tensors.emplace_back("base_model.model." + name, t);
+      } else {
+        throw std::runtime_error(path + ": parameter '" + name + "' has no place in a PEFT LoRA adapter");
+      }
+    }
+    std::vector<std::string> modules;
+    for (auto& [n, lin] : bb.linear_modules()) modules.push_back(n);
+    if (!gpt2) modules.push_back("pooler.dense");
+    modules.push_back(head_name);
+    const auto targets = peft_targets(lora_modules, modules);
+    json cj = {{"peft_type", "LORA"},
+               {"task_type", "SEQ_CLS"},
+               {"base_model_name_or_path", fs::absolute(cfg.model_dir).lexically_normal().string()},
+               {"r", r_export},
+               {"lora_alpha", cfg.method_opt.lora.alpha},
+               {"lora_dropout", cfg.method_opt.lora.dropout},
+               {"target_modules", targets},
+               {"fan_in_fan_out", gpt2},
+               {"bias", "none"},
+               {"modules_to_save", json::array({head_name})},
+               {"inference_mode", true},
+               {"init_lora_weights", true},
+               {"use_rslora", false},
+               {"use_dora", false},
+               {"rank_pattern", json::object()},
+               {"alpha_pattern", json::object()},
+               {"layers_to_transform", nullptr},
+               {"layers_pattern", nullptr},
+               {"revision", nullptr}};
+    core::write_safetensors(tmp + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+    write_json(tmp + "/adapter_config.json", cj);
+    staged.commit();
+    std::printf("ladder export: %s (step %lld, %s%s) -> %s: PEFT LoRA adapter, r %d, alpha %g, targets %s, %zu tensors\n",
+                path.c_str(), (long long)ck.step, cfg.method.c_str(), dy ? (" at rank " + std::to_string(r_export)).c_str() : "",
+                output.c_str(), r_export, double(cfg.method_opt.lora.alpha), join(targets).c_str(), tensors.size());
+    jm["rank"] = r_export;
+    jm["target_modules"] = targets;
+  } else {
+    for (auto& m : rm.methods) {
+      const bool no_op = m->name() == "full" || m->name() == "bitfit";  // their weights already are the backbone's
+      if (!m->mergeable() && !no_op)
+        throw std::runtime_error("--format merged: method '" + m->name() +
+                                 "' cannot be folded into the backbone weights (mergeable: full, bitfit, lora, dylora, krona); "
+                                 "use the checkpoint with ladder eval instead");
+    }
+    for (auto& m : rm.methods)
+      if (m->mergeable()) m->merge();
+    // Every backbone weight the base checkpoint has (under the task-model prefix), then the head. Method
+    // parameters (lora_A, krona_B, ...) now live inside the merged weights and are left out.
+    const auto base = core::SafetensorsCheckpoint::open_dir(cfg.model_dir);
+    size_t n_backbone = 0;
+    for (auto& p : bb.params().all()) {
+      if (is_head(p->name)) continue;
+      const bool in_base = base.has(p->name) || base.has(backbone_prefix + p->name);
+      if (!in_base) continue;
+      tensors.emplace_back(backbone_prefix + p->name, p->value);
+      ++n_backbone;
+    }
+    for (auto& p : bb.params().all())
+      if (is_head(p->name)) tensors.emplace_back(p->name, p->value);
+    if (n_backbone == 0) throw std::runtime_error(cfg.model_dir + ": no backbone weight matched the base checkpoint's names");
+
+    json cj;
+    {
+      std::ifstream in(cfg.model_dir + "/config.json");
+      if (!in) throw std::runtime_error(cfg.model_dir + "/config.json: cannot open");
+      cj = json::parse(in);
+    }
+    const int L = rm.head->num_labels();
+    json id2label = json::object(), label2id = json::object();
+    for (int k = 0; k < L; ++k) {
+      const std::string name = size_t(k) < info.label_names.size() ? info.label_names[size_t(k)] : "LABEL_" + std::to_string(k);
+      id2label[std::to_string(k)] = name;
+      label2id[name] = k;
+    }
+    cj["architectures"] = json::array({gpt2 ? "GPT2ForSequenceClassification" : "BertForSequenceClassification"});
+    cj["id2label"] = id2label;
+    cj["label2id"] = label2id;
+    cj["num_labels"] = L;
+    cj["problem_type"] = rm.head->regression() ? "regression" : "single_label_classification";
+    if (gpt2 && (!cj.contains("pad_token_id") || cj["pad_token_id"].is_null())) {
+      // ladder pads GPT-2 with its tokenizer's end-of-text id; HF's score head finds the last real token
+      // from pad_token_id.
+      try {
+        cj["pad_token_id"] = data::TextEncoder::for_model(cfg.model_dir, bb.config().arch).pad_id();
+      } catch (const std::exception&) {
+        if (cj.contains("eos_token_id")) cj["pad_token_id"] = cj["eos_token_id"];
+      }
+    }
+    cj["finetuning_task"] = info.name;
+    cj["ladder_export"] = {{"checkpoint", path}, {"step", ck.step}, {"method", cfg.method}};
+    if (dy) cj["ladder_export"]["dylora_rank"] = r_export;
+
+    core::write_safetensors(tmp + "/model.safetensors", tensors, {{"format", "pt"}});
+    write_json(tmp + "/config.json", cj);
+    std::vector<std::string> copied;
+    copy_tokenizer_files(cfg.model_dir, tmp, copied);
+    staged.commit();
+    std::printf("ladder export: %s (step %lld, %s%s) -> %s: %s with %zu tensors (%zu backbone + head), tokenizer files: %s\n",
+                path.c_str(), (long long)ck.step, cfg.method.c_str(), dy ? (" merged at rank " + std::to_string(r_export)).c_str() : " merged",
+                output.c_str(), cj["architectures"][0].get<std::string>().c_str(), tensors.size(), n_backbone,
+                copied.empty() ? "none" : join(copied).c_str());
+    jm["tensors"] = tensors.size();
+    jm["tokenizer_files"] = copied;
+    if (dy) jm["rank"] = r_export;
+  }
+  report.write(report_path);
+  return 0;
+}
+
+}  // namespace ladder::apps

@@ -1,0 +1,106 @@
+// Method specs: parsing ("compacter++", combinations with '+'), which parameters train, and combinations
+// that cannot work failing with both names.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "adapters/method.h"
+#include "core/backbones/bert_model.h"
+#include "tests/support/tiny_models.h"
+
+using namespace ladder;
+
+namespace {
+std::unique_ptr<core::Backbone> tiny_bert(const std::string& name) {
+  return core::load_backbone(test::write_tiny_bert(test::temp_dir(name), 41));
+}
+std::string error_of(const std::string& spec) {
+  auto m = tiny_bert("methods_err");
+  try {
+    adapters::apply_methods(*m, spec, {});
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Methods, LoraPlusBitfitTrainsLowRankFactorsAndBiasesOnly) {
+  auto m = tiny_bert("methods_lb");
+  auto methods = adapters::apply_methods(*m, "lora+bitfit", {});
+  ASSERT_EQ(methods.size(), 2u);
+  for (auto& p : m->params().all()) {
+    const bool lora = p->name.find(".lora_") != std::string::npos;
+    const bool bias = p->name.size() > 5 && p->name.compare(p->name.size() - 5, 5, ".bias") == 0;
+    EXPECT_EQ(p->trainable, lora || bias) << p->name;
+  }
+}
+
+TEST(Methods, CompacterPlusPlusParsesAloneAndCombined) {
+  auto m = tiny_bert("methods_cpp");
+  adapters::MethodOptions o;
+  o.adapter_reduction = 4;
+  o.compacter_n = 2;
+  auto methods = adapters::apply_methods(*m, "compacter+++lora", o);
+  ASSERT_EQ(methods.size(), 2u);
+  EXPECT_EQ(methods[0]->name(), "compacter++");
+  EXPECT_EQ(methods[1]->name(), "lora");
+}
+
+TEST(Methods, ImpossibleCombinationsNameBothMethods) {
+  std::string e = error_of("full+lora");
+  EXPECT_NE(e.find("full"), std::string::npos);
+  EXPECT_NE(e.find("lora"), std::string::npos);
+  e = error_of("lora+dylora");
+  EXPECT_NE(e.find("lora"), std::string::npos);
+  EXPECT_NE(e.find("dylora"), std::string::npos);
+  EXPECT_NE(error_of("houlsby+pfeiffer").find("after_ffn"), std::string::npos) << error_of("houlsby+pfeiffer");
+  EXPECT_NE(error_of("lora+lora").find("twice"), std::string::npos);
+  e = error_of("lorra");
+  EXPECT_NE(e.find("unknown method 'lorra'"), std::string::npos);
+  EXPECT_NE(e.find("dylora"), std::string::npos) << "the valid names are listed";
+  EXPECT_NE(error_of("lora+").find("empty"), std::string::npos);
+}
+
+TEST(Methods, LoraTargetsMapToModuleNamesAndRejectUnknownOnes) {
+  auto m = tiny_bert("methods_targets");
+  auto sel = adapters::select_linears(*m, {"ffn_out"});
+  ASSERT_EQ(sel.size(), 2u);  // one per layer, not the attention output
+  for (auto& [name, lin] : sel) EXPECT_EQ(name.find("attention"), std::string::npos) << name;
+  EXPECT_EQ(adapters::select_linears(*m, {"qkv"}).size(), 6u);
+  EXPECT_THROW(adapters::select_linears(*m, {"querry"}), std::invalid_argument);
+  auto g = core::load_backbone(test::write_tiny_gpt2(test::temp_dir("methods_gpt"), 42));
+  try {
+    adapters::select_linears(*g, {"query"});
+    FAIL() << "GPT-2 has no separate query projection";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("c_attn"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Methods, PromptTuningInsertsSoftTokensAfterCls) {
+  auto m = tiny_bert("methods_prompt");
+  adapters::MethodOptions o;
+  o.prompt_tokens = 3;
+  auto methods = adapters::apply_methods(*m, "prompt", o);
+  EXPECT_EQ(adapters::total_prompt_tokens(methods), 3);
+  std::vector<int32_t> ids = {2, 10, 11, 3}, types = {0, 0, 0, 0}, mask = {1, 1, 1, 1};
+  adapters::insert_prompt_tokens(methods, *m, ids, types, mask);
+  const int V = m->config().vocab_size;
+  EXPECT_EQ(ids, (std::vector<int32_t>{2, V, V + 1, V + 2, 10, 11, 3}));
+  EXPECT_EQ(types.size(), ids.size());
+  EXPECT_EQ(mask.size(), ids.size());
+  // The soft tokens run through the model and are the only trainable parameter.
+  ASSERT_EQ(m->params().trainable().size(), 1u);
+  EXPECT_EQ(m->params().trainable()[0]->name, "prompt_embeddings.weight");
+  m->params().allocate_gradients();
+  core::TokenBatch b{1, int(ids.size()), ids.data(), types.data(), nullptr};
+  core::StepOptions opt;
+  opt.save_for_backward = true;
+  m->forward(b, opt);
+  std::vector<float> d(size_t(ids.size()) * m->config().hidden, 1.0f);
+  m->backward(d.data());
+  double g = 0;
+  for (float v : m->params().trainable()[0]->grad.to_floats()) g += std::fabs(v);
+  EXPECT_GT(g, 0.0);
+}
