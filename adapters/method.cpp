@@ -26,6 +26,7 @@ class FullMethod : public Method {
  public:
   explicit FullMethod(core::Backbone& b) { b.params().set_all_trainable(true); }
   std::string name() const override { return "full"; }
+  bool mergeable() const override { return true; }  // nothing to fold: the weights are the model
 };
 
 // BitFit (Ben Zaken et al. 2022): only the bias terms of the backbone train (LayerNorm biases included).
@@ -41,6 +42,7 @@ class BitFitMethod : public Method {
     if (n == 0) throw std::runtime_error("bitfit: the backbone has no bias parameters");
   }
   std::string name() const override { return "bitfit"; }
+  bool mergeable() const override { return true; }  // the trained biases are the model's own
 };
 
 class LoraMethod : public Method {

@@ -3,9 +3,6 @@
 // split(s) (MNLI: matched and mismatched). A DyLoRA checkpoint evaluates at any list of ranks from the one
 // file (--ranks all); --advglue DEV_JSON adds the AdvGLUE set(s) of the task and the drop from the benign dev
 // score; --dump-logits FILE.json writes the first dev split's inputs and logits (for checks against PyTorch).
-//
-// Also defines the helpers `ladder export` shares (declared again in export_command.cpp):
-// resolve_checkpoint(), config_from_checkpoint() and parse_with_overrides().
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +16,7 @@
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/report.h"
+#include "apps/train/run_checkpoint.h"
 #include "apps/train/run_model.h"
 #include "apps/train/train_config.h"
 #include "core/io/checkpoint.h"
@@ -31,86 +29,7 @@ namespace ladder::apps {
 
 namespace fs = std::filesystem;
 
-// CKPT may be a checkpoint file, a run's checkpoint folder (step-*.h5, best.h5, latest) or a run directory
-// holding checkpoints/. In a folder, pick "latest" takes the newest complete checkpoint, "best" takes best.h5.
-std::string resolve_checkpoint(const std::string& given, const std::string& pick) {
-  if (given.empty()) throw std::runtime_error("no checkpoint given (--checkpoint FILE.h5 or a run directory)");
-  if (pick != "latest" && pick != "best")
-    throw std::runtime_error("--pick must be 'latest' or 'best', not '" + pick + "'");
-  std::error_code ec;
-  if (!fs::exists(given, ec)) throw std::runtime_error("checkpoint '" + given + "' does not exist");
-  if (!fs::is_directory(given, ec)) return given;
-  std::string dir = given;
-  if (fs::is_directory(given + "/checkpoints", ec)) dir = given + "/checkpoints";
-  core::CheckpointDirectory cd(dir);
-  std::optional<std::string> path = pick == "best" ? cd.best() : cd.latest();
-  if (!path) {
-    if (pick == "best")
-      throw std::runtime_error(dir + ": no best.h5 (the run recorded no evaluation); use --pick latest");
-    throw std::runtime_error(dir + ": no checkpoint in this folder");
-  }
-  std::printf("checkpoint folder %s: using the %s checkpoint %s\n", dir.c_str(),
-              pick == "best" ? "best" : "latest", path->c_str());
-  return *path;
-}
-
-// The run's effective config as stored in the checkpoint, with command-line overrides applied.
-TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::string& path,
-                                   const std::vector<std::string>& overrides) {
-  if (ck.config.empty()) throw std::runtime_error(path + ": the checkpoint stores no config (attribute 'config')");
-  TrainConfig cfg;
-  for (const auto& o : overrides)
-    if (o == "--help" || o == "-h" || o == "--config")
-      throw std::runtime_error("'" + o + "' is not a configuration override here");
-  parse_train_config(overrides, cfg, &ck.config);
-  if (!ck.method.empty() && cfg.method != ck.method)
-    throw std::runtime_error(path + ": checkpoint of method '" + ck.method + "' but the config says '" + cfg.method + "'");
-  return cfg;
-}
-
-// Splits argv into the command's own options and --section.key overrides (anything with a dot). An
-// unknown option without a dot is an error naming the closest known option. help: --help was given.
-std::vector<std::string> parse_with_overrides(const std::string& command, const std::vector<std::string>& args,
-                                              const po::options_description& desc, po::variables_map& vm, bool& help) {
-  help = false;
-  std::vector<std::string> rest;
-  try {
-    auto parsed = po::command_line_parser(args).options(desc).allow_unregistered().run();
-    po::store(parsed, vm);
-    rest = po::collect_unrecognized(parsed.options, po::include_positional);
-    if (vm.count("help")) {
-      help = true;
-      return {};
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw std::runtime_error("ladder " + command + ": " + e.what());
-  }
-  std::vector<std::string> known;
-  for (const auto& o : desc.options()) known.push_back(o->long_name());
-  for (const auto& a : rest) {
-    if (a.size() > 2 && a[0] == '-' && a[1] == '-' && a.find('.') == std::string::npos) {
-      std::string hint = closest_match(a.substr(2), known);
-      throw std::runtime_error("unknown option '" + a + "' for 'ladder " + command + "'" +
-                               (hint.empty() ? "" : " (did you mean '--" + hint + "'?)") + "; see 'ladder " +
-                               command + " --help' (configuration overrides are --section.key value)");
-    }
-  }
-  return rest;
-}
-
 namespace {
-
-// Tokenizes rows exactly as load_glue_splits does for the dev split (prompt tokens inserted).
-data::GlueSplit tokenize_for_run(const TrainConfig& cfg, const RunModel& m, data::GlueTask task,
-                                 const std::vector<data::GlueExample>& rows) {
-  auto tok = data::TextEncoder::for_model(cfg.model_dir, m.backbone->config().arch);
-  const int n_prompt = adapters::total_prompt_tokens(m.methods);
-  data::GlueSplit s = data::tokenize_glue(task, rows, tok, cfg.max_length - n_prompt, cfg.max_eval_examples);
-  for (auto& e : s.enc)
-    adapters::insert_prompt_tokens(m.methods, *m.backbone, e.input_ids, e.token_type_ids, e.attention_mask);
-  return s;
-}
 
 struct NamedSplit {
   std::string name;    // "dev", "dev_matched", "advglue_sst2", ...
@@ -235,7 +154,7 @@ int eval_command(const std::vector<std::string>& args) {
     splits.push_back({fs::path(info.dev_files[0]).stem().string(), std::move(dev), -1});
     for (size_t f = 1; f < info.dev_files.size(); ++f)
       splits.push_back({fs::path(info.dev_files[f]).stem().string(),
-                        tokenize_for_run(cfg, rm, task, data::read_glue_tsv(task, cfg.data_dir + "/" + info.dev_files[f])), -1});
+                        tokenize_for_run(cfg, rm, task, data::read_glue_tsv(task, cfg.data_dir + "/" + info.dev_files[f]), cfg.max_eval_examples), -1});
   }
   const size_t n_dev = splits.size();
   if (!advglue.empty()) {
@@ -251,7 +170,7 @@ int eval_command(const std::vector<std::string>& args) {
                                  " (it covers sst2, qqp, mnli, mnli-mm, qnli, rte)");
     }
     for (auto& [key, benign] : keys)
-      splits.push_back({"advglue_" + key, tokenize_for_run(cfg, rm, task, data::read_advglue(advglue, key)),
+      splits.push_back({"advglue_" + key, tokenize_for_run(cfg, rm, task, data::read_advglue(advglue, key), cfg.max_eval_examples),
                         std::min<int>(benign, int(n_dev) - 1)});
   }
 

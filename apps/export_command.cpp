@@ -20,6 +20,7 @@
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/report.h"
+#include "apps/train/run_checkpoint.h"
 #include "apps/train/run_model.h"
 #include "apps/train/train_config.h"
 #include "core/io/checkpoint.h"
@@ -31,11 +32,7 @@
 namespace ladder::apps {
 
 // Defined in eval_command.cpp (shared by `eval` and `export`).
-std::string resolve_checkpoint(const std::string& given, const std::string& pick);
-TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::string& path,
-                                   const std::vector<std::string>& overrides);
-std::vector<std::string> parse_with_overrides(const std::string& command, const std::vector<std::string>& args,
-                                              const po::options_description& desc, po::variables_map& vm, bool& help);
+
 
 namespace {
 
@@ -272,8 +269,7 @@ int export_command(const std::vector<std::string>& args) {
     jm["target_modules"] = targets;
   } else {
     for (auto& m : rm.methods) {
-      const bool no_op = m->name() == "full" || m->name() == "bitfit";  // their weights already are the backbone's
-      if (!m->mergeable() && !no_op)
+      if (!m->mergeable())
         throw std::runtime_error("--format merged: method '" + m->name() +
                                  "' cannot be folded into the backbone weights (mergeable: full, bitfit, lora, dylora, krona); "
                                  "use the checkpoint with ladder eval instead");

@@ -16,7 +16,7 @@ What it does (chosen to match examples/sst2_full.ini and examples/sst2_lora.ini)
             target_modules=[query, value]); PEFT also trains the classifier (modules_to_save).
   data      GLUE SST-2 train.tsv / dev.tsv (header "sentence<TAB>label", split on tab only,
             no quoting). BertTokenizerFast from the model dir, truncation to max_length,
-            no padding at tokenize time.
+            no padding at tokenize time (tokenized in chunks of 2048, only the id lists kept).
   batches   the same construction as ladder's BucketSampler (data/glue/sampler.cpp), bit
             for bit: per epoch std::mt19937_64 seeded with splitmix64(seed ^ splitmix64(epoch)),
             Fisher-Yates over example ids, buckets of 50 batches sorted (stably) by length,
@@ -143,6 +143,18 @@ def read_sst2(path: Path) -> tuple[list[str], list[int]]:
     return sents, labels
 
 
+def tokenize(tok, sents: list[str], max_length: int, chunk: int = 2048) -> dict:
+    """input_ids / token_type_ids as plain lists, tokenized in chunks so the fast tokenizer's Encoding
+    objects (offsets, words, ...) of the whole split never sit in memory at once (peak RSS)."""
+    out: dict = {"input_ids": [], "token_type_ids": []}
+    for s in range(0, len(sents), chunk):
+        e = tok(sents[s:s + chunk], truncation=True, max_length=max_length, return_attention_mask=False,
+                return_token_type_ids=True)
+        out["input_ids"] += e["input_ids"]
+        out["token_type_ids"] += e["token_type_ids"]
+    return out
+
+
 def collate(enc: dict, labels: list[int], idx: list[int]) -> tuple[dict, int]:
     T = max(len(enc["input_ids"][i]) for i in idx)
     B = len(idx)
@@ -233,8 +245,8 @@ def main() -> int:
     # data
     tr_s, tr_y = read_sst2(args.data / "train.tsv")
     dv_s, dv_y = read_sst2(args.data / "dev.tsv")
-    tr_enc = tok(tr_s, truncation=True, max_length=args.max_length)
-    dv_enc = tok(dv_s, truncation=True, max_length=args.max_length)
+    tr_enc = tokenize(tok, tr_s, args.max_length)
+    dv_enc = tokenize(tok, dv_s, args.max_length)
     lengths = [len(x) for x in tr_enc["input_ids"]]
 
     # optimizer: no decay for biases and LayerNorm weights (HF Trainer's rule)

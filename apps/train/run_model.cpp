@@ -23,21 +23,25 @@ RunModel build_run_model(const TrainConfig& cfg) {
   return m;
 }
 
-void load_glue_splits(const TrainConfig& cfg, const RunModel& m, bool with_train, data::GlueSplit& train,
-                      data::GlueSplit& dev) {
-  const data::GlueTaskInfo& info = data::glue_task_info(m.task);
+data::GlueSplit tokenize_for_run(const TrainConfig& cfg, const RunModel& m, data::GlueTask task,
+                                 const std::vector<data::GlueExample>& rows, int max_examples) {
   auto tok = data::TextEncoder::for_model(cfg.model_dir, m.backbone->config().arch);
   const int n_prompt = adapters::total_prompt_tokens(m.methods);
   if (cfg.max_length - n_prompt < 4)
     throw std::runtime_error("task.max_length leaves no room for the text after the prompt tokens");
+  data::GlueSplit s = data::tokenize_glue(task, rows, tok, cfg.max_length - n_prompt, max_examples);
+  for (auto& e : s.enc)
+    adapters::insert_prompt_tokens(m.methods, *m.backbone, e.input_ids, e.token_type_ids, e.attention_mask);
+  return s;
+}
+
+void load_glue_splits(const TrainConfig& cfg, const RunModel& m, bool with_train, data::GlueSplit& train,
+                      data::GlueSplit& dev) {
+  const data::GlueTaskInfo& info = data::glue_task_info(m.task);
   if (with_train)
-    train = data::tokenize_glue(m.task, data::read_glue_tsv(m.task, cfg.data_dir + "/train.tsv"), tok,
-                                cfg.max_length - n_prompt, cfg.max_train_examples);
-  dev = data::tokenize_glue(m.task, data::read_glue_tsv(m.task, cfg.data_dir + "/" + info.dev_files[0]), tok,
-                            cfg.max_length - n_prompt, cfg.max_eval_examples);
-  for (auto* split : {&train, &dev})
-    for (auto& e : split->enc)
-      adapters::insert_prompt_tokens(m.methods, *m.backbone, e.input_ids, e.token_type_ids, e.attention_mask);
+    train = tokenize_for_run(cfg, m, m.task, data::read_glue_tsv(m.task, cfg.data_dir + "/train.tsv"), cfg.max_train_examples);
+  dev = tokenize_for_run(cfg, m, m.task, data::read_glue_tsv(m.task, cfg.data_dir + "/" + info.dev_files[0]),
+                         cfg.max_eval_examples);
 }
 
 void load_trainable_params(RunModel& m, const core::CheckpointData& ck, const std::string& path) {

@@ -29,6 +29,10 @@ RunModel build_run_model(const TrainConfig& cfg);
 void load_glue_splits(const TrainConfig& cfg, const RunModel& m, bool with_train, data::GlueSplit& train,
                       data::GlueSplit& dev);
 
+// Tokenizes rows as the run does for evaluation (max length, prompt tokens inserted).
+data::GlueSplit tokenize_for_run(const TrainConfig& cfg, const RunModel& m, data::GlueTask task,
+                                 const std::vector<data::GlueExample>& rows, int max_examples);
+
 // Copies a checkpoint's /params into the model's trainable parameters; every trainable parameter must be
 // present with its shape, and nothing else. Errors name the checkpoint and the parameter.
 void load_trainable_params(RunModel& m, const core::CheckpointData& ck, const std::string& path);

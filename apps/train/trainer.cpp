@@ -186,6 +186,8 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
     const bool eval_now = (cfg.eval_every > 0 && step % cfg.eval_every == 0) || step == total_steps;
     std::optional<double> metric;
     if (eval_now) {
+      // DyLoRA evaluates (and selects its best checkpoint) at r_max, not at the rank the step drew.
+      if (auto* dy = adapters::find_dylora(methods)) dy->set_rank(dy->r_max());
       auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
       last_eval = r.metrics;
       metric = r.metrics.at(info.primary_metric);
@@ -207,6 +209,12 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
     return 128 + sig;
   }
   progress.finish("done");
+  if (last_eval.empty()) {  // resumed a finished run: nothing trained now, evaluate what it holds
+    auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
+    last_eval = r.metrics;
+    std::printf("the run was already complete at step %lld; eval: %s, loss %.4f\n", (long long)step,
+                format_metrics(r.metrics).c_str(), r.loss);
+  }
 
   // DyLoRA: every rank from the one run.
   if (auto* dy = adapters::find_dylora(methods); dy && cfg.eval_all_ranks) {

@@ -80,7 +80,10 @@ struct TinySetup {
       for (int i = 0; i < n; ++i) {
         const int label = int(g() % 2);
         std::string s = pick(kNeutral) + " " + pick(kNeutral) + " " + pick(label ? kGood : kBad);
-        for (unsigned k = 0, extra = g() % 4; k < extra; ++k) s += " " + pick(g() % 2 ? kNeutral : (label ? kGood : kBad));
+        for (unsigned k = 0, extra = g() % 4; k < extra; ++k) {
+          s += ' ';
+          s += pick(g() % 2 ? kNeutral : (label ? kGood : kBad));
+        }
         out << s << " \t" << label << "\n";
       }
     };
@@ -341,7 +344,7 @@ TEST(ExportCommand, Gpt2LoraPeftAndMerged) {
   fs::create_directories(model);
   ladder::test::write_tiny_gpt2(model, 11);
   const std::string ini = "[model]\ndir = " + model +
-                          "\n[task]\nname = sst2\ndata_dir = " + root +
+                          "\n[task]\nname = sst2\nmax_length = 16\ndata_dir = " + root +
                           "\n[method]\nname = lora\nlora_r = 2\nlora_alpha = 4\nlora_targets = qkv,attention_output\n"
                           "[train]\nmax_steps = 1\n";
   apps::TrainConfig cfg;
