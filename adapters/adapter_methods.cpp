@@ -107,7 +107,7 @@ class BottleneckMethod : public Method {
 };
 
 // KronA beside the krona_targets Linears.
-class KronaMethod : public Method {
+class KronaMethod : public BranchMethod<KronaBranch> {
  public:
   KronaMethod(core::Backbone& b, const MethodOptions& opt) {
     const auto targets = select_linears(b, opt.krona_targets);
@@ -123,16 +123,6 @@ class KronaMethod : public Method {
                                                         opt.krona_scale, opt.seed));
   }
   std::string name() const override { return "krona"; }
-  bool mergeable() const override { return true; }
-  void merge() override {
-    for (auto& br : branches_) br->merge();
-  }
-  void unmerge() override {
-    for (auto& br : branches_) br->unmerge();
-  }
-
- private:
-  std::vector<std::unique_ptr<KronaBranch>> branches_;
 };
 
 // KronA^B (and KronA^B_res): one d -> d branch parallel to each layer's FFN. Not mergeable (the FFN is not

@@ -45,23 +45,13 @@ class BitFitMethod : public Method {
   bool mergeable() const override { return true; }  // the trained biases are the model's own
 };
 
-class LoraMethod : public Method {
+class LoraMethod : public BranchMethod<LoraBranch> {
  public:
   LoraMethod(core::Backbone& b, const MethodOptions& opt) {
     for (auto& [name, lin] : select_linears(b, opt.lora_targets))
       branches_.push_back(std::make_unique<LoraBranch>(b.params(), name, *lin, opt.lora, opt.seed));
   }
   std::string name() const override { return "lora"; }
-  bool mergeable() const override { return true; }
-  void merge() override {
-    for (auto& br : branches_) br->merge();
-  }
-  void unmerge() override {
-    for (auto& br : branches_) br->unmerge();
-  }
-
- private:
-  std::vector<std::unique_ptr<LoraBranch>> branches_;
 };
 
 // Prompt tuning (Lester et al. 2021): P trainable soft-token embeddings; the backbone stays frozen. Rows are
@@ -167,12 +157,6 @@ void DyLoraMethod::set_rank(int b) {
   for (auto& br : branches_) br->set_active_rank(b, false);
 }
 
-void DyLoraMethod::merge() {
-  for (auto& br : branches_) br->merge();
-}
-void DyLoraMethod::unmerge() {
-  for (auto& br : branches_) br->unmerge();
-}
 
 DyLoraMethod* find_dylora(const std::vector<std::unique_ptr<Method>>& methods) {
   for (auto& m : methods)

@@ -47,6 +47,22 @@ class Method {
   virtual int prompt_tokens() const { return 0; }
 };
 
+// A method made of branches that fold into their Linears (LoRA, DyLoRA, KronA).
+template <class Branch>
+class BranchMethod : public Method {
+ public:
+  bool mergeable() const override { return true; }
+  void merge() override {
+    for (auto& br : branches_) br->merge();
+  }
+  void unmerge() override {
+    for (auto& br : branches_) br->unmerge();
+  }
+
+ protected:
+  std::vector<std::unique_ptr<Branch>> branches_;
+};
+
 // Inserts a method list's soft-prompt ids into an encoding (no-op without prompt tuning). `max_len` is
 // the final length limit: the text must have been tokenized to max_len - prompt tokens.
 void insert_prompt_tokens(const std::vector<std::unique_ptr<Method>>& methods, const core::Backbone& backbone,
@@ -68,7 +84,7 @@ class DyLoraMethod;
 // For `ladder eval` at every rank: the DyLoRA method of a method list, or null.
 DyLoraMethod* find_dylora(const std::vector<std::unique_ptr<Method>>& methods);
 
-class DyLoraMethod : public Method {
+class DyLoraMethod : public BranchMethod<LoraBranch> {
  public:
   DyLoraMethod(core::Backbone& backbone, const MethodOptions& opt);
   std::string name() const override { return "dylora"; }
@@ -78,13 +94,9 @@ class DyLoraMethod : public Method {
   void set_rank(int b);
   int r_max() const { return opt_.lora.r; }
   int current_rank() const { return rank_; }
-  bool mergeable() const override { return true; }
-  void merge() override;
-  void unmerge() override;
 
  private:
   MethodOptions opt_;
-  std::vector<std::unique_ptr<LoraBranch>> branches_;
   int rank_;
 };
 
