@@ -11,39 +11,23 @@
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder::core;
 using namespace ladder::adapters;
 
+using ladder::test::TinyBatch;
+using ladder::test::dot;
+using ladder::test::tiny_backbone;
+
 namespace {
-
-struct Batch {
-  int B = 2, T = 6;
-  std::vector<int32_t> ids, types;
-  std::vector<float> mask;
-  explicit Batch(int vocab) {
-    std::mt19937 g(4);
-    for (int i = 0; i < B * T; ++i) {
-      ids.push_back(int32_t(g() % vocab));
-      types.push_back(0);
-      mask.push_back(i >= T && i % T >= 4 ? 0.0f : 1.0f);
-    }
-  }
-  TokenBatch view() const { return {B, T, ids.data(), types.data(), mask.data()}; }
-};
-
-double dot(const float* p, const std::vector<float>& r) {
-  double s = 0;
-  for (size_t i = 0; i < r.size(); ++i) s += double(p[i]) * r[i];
-  return s;
-}
 
 // Every trainable parameter's gradient against a directional finite difference through the whole model
 // (training mode: dropout on); frozen parameters must have no gradient buffer. Returns the trainable count.
 size_t check_model_gradients(Backbone& m, unsigned seed) {
   m.params().allocate_gradients();
-  Batch in(m.config().vocab_size);
+  TinyBatch in(m.config().vocab_size);
   const int N = in.B * in.T, C = m.config().hidden;
   auto r = ladder::test::randn(size_t(N) * C, seed);
   StepOptions opt;
@@ -72,11 +56,6 @@ size_t check_model_gradients(Backbone& m, unsigned seed) {
       EXPECT_FALSE(p->grad.defined()) << p->name;
     }
   return n;
-}
-
-std::unique_ptr<Backbone> tiny(bool gpt, const std::string& tag, unsigned seed) {
-  return load_backbone(gpt ? ladder::test::write_tiny_gpt2(ladder::test::temp_dir(tag), seed)
-                           : ladder::test::write_tiny_bert(ladder::test::temp_dir(tag), seed));
 }
 
 // Adapter weights from N(0, 0.02) to N(0, 0.3), so an adapter's Jacobian is large enough for a wrong
@@ -150,14 +129,14 @@ TEST(BottleneckAdapter, HookGradientsMatchFiniteDifferences) {
 }
 
 TEST(BottleneckAdapter, HoulsbyGradientsThroughFrozenBertWithDropout) {
-  auto m = tiny(false, "houlsby_grad", 41);
+  auto m = tiny_backbone(false, "houlsby_grad", 41);
   auto method = make_adapter_method("houlsby", *m, small_options("swish"));
   boost(*m);
   EXPECT_EQ(check_model_gradients(*m, 3), 2u * 2u * 4u);  // 2 layers x 2 adapters x (W, b) x 2 projections
 }
 
 TEST(BottleneckAdapter, PfeifferGradientsThroughFrozenBertWithDropout) {
-  auto m = tiny(false, "pfeiffer_grad", 42);
+  auto m = tiny_backbone(false, "pfeiffer_grad", 42);
   auto method = make_adapter_method("pfeiffer", *m, small_options("gelu"));
   boost(*m);
   EXPECT_EQ(check_model_gradients(*m, 4), 2u * 4u);
@@ -167,7 +146,7 @@ TEST(BottleneckAdapter, PfeifferGradientsThroughFrozenBertWithDropout) {
 }
 
 TEST(BottleneckAdapter, HoulsbyGradientsThroughFrozenGpt2WithDropout) {
-  auto m = tiny(true, "houlsby_gpt2", 43);
+  auto m = tiny_backbone(true, "houlsby_gpt2", 43);
   // swish: a finite difference through ReLU's kink is not a derivative (ReLU is checked in the unit test)
   auto method = make_adapter_method("houlsby", *m, small_options("swish"));
   boost(*m);
@@ -177,7 +156,7 @@ TEST(BottleneckAdapter, HoulsbyGradientsThroughFrozenGpt2WithDropout) {
 }
 
 TEST(BottleneckAdapter, TrainLayerNormsUnfreezesEveryLayerNorm) {
-  auto m = tiny(false, "houlsby_ln", 44);
+  auto m = tiny_backbone(false, "houlsby_ln", 44);
   auto o = small_options("gelu");
   o.train_layer_norms = true;
   auto method = make_adapter_method("pfeiffer", *m, o);
@@ -188,7 +167,7 @@ TEST(BottleneckAdapter, TrainLayerNormsUnfreezesEveryLayerNorm) {
 }
 
 TEST(BottleneckAdapter, NamesCountsAndShapes) {
-  auto m = tiny(false, "houlsby_names", 45);
+  auto m = tiny_backbone(false, "houlsby_names", 45);
   const size_t before = m->params().count(false);
   auto method = make_adapter_method("houlsby", *m, small_options("relu"));
   // d = 16, m = 4: (16*4 + 4) + (4*16 + 16) = 148 per adapter, 4 adapters
@@ -218,8 +197,8 @@ TEST(BottleneckAdapter, BertBaseParameterCount) {
 }
 
 TEST(BottleneckAdapter, InitIsNearIdentityAndZeroUpIsExact) {
-  auto m = tiny(false, "houlsby_init", 46);
-  Batch in(m->config().vocab_size);
+  auto m = tiny_backbone(false, "houlsby_init", 46);
+  TinyBatch in(m->config().vocab_size);
   m->forward(in.view(), {});
   auto base = m->last_hidden().to_floats();
   // zero_up: exactly the backbone
@@ -234,7 +213,7 @@ TEST(BottleneckAdapter, InitIsNearIdentityAndZeroUpIsExact) {
   auto z = m->last_hidden().to_floats();
   for (size_t i = 0; i < base.size(); ++i) ASSERT_EQ(z[i], base[i]);
   // AdapterHub "bert" init (N(0, 0.02) on both projections): close to the backbone, but not equal
-  auto m2 = tiny(false, "houlsby_init2", 46);
+  auto m2 = tiny_backbone(false, "houlsby_init2", 46);
   auto method = make_adapter_method("houlsby", *m2, small_options("relu"));
   m2->forward(in.view(), {});
   auto h = m2->last_hidden().to_floats();
@@ -245,7 +224,7 @@ TEST(BottleneckAdapter, InitIsNearIdentityAndZeroUpIsExact) {
 }
 
 TEST(BottleneckAdapter, SeamConflictsAreNamedErrors) {
-  auto m = tiny(false, "houlsby_conflict", 47);
+  auto m = tiny_backbone(false, "houlsby_conflict", 47);
   auto o = small_options("relu");
   o.compacter_n = 2;
   auto h = make_adapter_method("houlsby", *m, o);
@@ -260,7 +239,7 @@ TEST(BottleneckAdapter, SeamConflictsAreNamedErrors) {
   EXPECT_EQ(m->params().all().size(), count) << "a refused method registered parameters";
   // different seams compose
   EXPECT_NO_THROW(make_adapter_method("krona_b", *m, [] { MethodOptions k; k.krona_a1 = k.krona_a2 = 4; return k; }()));
-  auto g = tiny(true, "pfeiffer_conflict", 48);
+  auto g = tiny_backbone(true, "pfeiffer_conflict", 48);
   auto p = make_adapter_method("pfeiffer", *g, o);
   try {
     make_adapter_method("compacter++", *g, o);
@@ -268,7 +247,7 @@ TEST(BottleneckAdapter, SeamConflictsAreNamedErrors) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("h.0 after_ffn"), std::string::npos) << e.what();
   }
-  EXPECT_NO_THROW(make_adapter_method("compacter", *tiny(false, "houlsby_ok", 49), o));
+  EXPECT_NO_THROW(make_adapter_method("compacter", *tiny_backbone(false, "houlsby_ok", 49), o));
   EXPECT_THROW(make_adapter_method("houlsby", *g, [] { MethodOptions k; k.adapter_reduction = 3; return k; }()),
                std::invalid_argument);
   EXPECT_THROW(make_adapter_method("bogus", *g, o), std::invalid_argument);

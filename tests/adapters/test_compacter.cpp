@@ -12,43 +12,18 @@
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder::core;
 using namespace ladder::adapters;
 
+using ladder::test::TinyBatch;
+using ladder::test::dot;
+using ladder::test::fill_randn;
+using ladder::test::tiny_backbone;
+
 namespace {
-
-struct Batch {
-  int B = 2, T = 6;
-  std::vector<int32_t> ids, types;
-  std::vector<float> mask;
-  explicit Batch(int vocab) {
-    std::mt19937 g(4);
-    for (int i = 0; i < B * T; ++i) {
-      ids.push_back(int32_t(g() % vocab));
-      types.push_back(0);
-      mask.push_back(i >= T && i % T >= 4 ? 0.0f : 1.0f);
-    }
-  }
-  TokenBatch view() const { return {B, T, ids.data(), types.data(), mask.data()}; }
-};
-
-double dot(const float* p, const std::vector<float>& r) {
-  double s = 0;
-  for (size_t i = 0; i < r.size(); ++i) s += double(p[i]) * r[i];
-  return s;
-}
-
-void fill(Parameter& p, unsigned seed, float scale) {
-  auto v = ladder::test::randn(size_t(p.value.numel()), seed, scale);
-  std::copy(v.begin(), v.end(), p.w());
-}
-
-std::unique_ptr<Backbone> tiny(bool gpt, const std::string& tag, unsigned seed) {
-  return load_backbone(gpt ? ladder::test::write_tiny_gpt2(ladder::test::temp_dir(tag), seed)
-                           : ladder::test::write_tiny_bert(ladder::test::temp_dir(tag), seed));
-}
 
 MethodOptions small_options() {
   MethodOptions o;
@@ -61,7 +36,7 @@ MethodOptions small_options() {
 // As test_bottleneck_adapter.cpp: every trainable gradient through the whole model with dropout on.
 size_t check_model_gradients(Backbone& m, unsigned seed) {
   m.params().allocate_gradients();
-  Batch in(m.config().vocab_size);
+  TinyBatch in(m.config().vocab_size);
   const int N = in.B * in.T, C = m.config().hidden;
   auto r = ladder::test::randn(size_t(N) * C, seed);
   StepOptions opt;
@@ -98,9 +73,9 @@ TEST(Phm, FactoredForwardEqualsTheMaterialisedKroneckerSum) {
   ParameterRegistry reg;
   const int n = 3, in = 9, out = 6, N = 4;
   auto& rule = add_phm_rule(reg, n, 1);
-  fill(rule, 2, 0.7f);
+  fill_randn(rule, 2, 0.7f);
   PhmLinear phm(reg, "l", in, out, n, rule, 3);
-  fill(phm.bias(), 4, 0.3f);
+  fill_randn(phm.bias(), 4, 0.3f);
   auto x = ladder::test::randn(size_t(N) * in, 5);
   std::vector<float> y(size_t(N) * out, 0.0f);
   phm.forward(y.data(), x.data(), N, false, false);
@@ -123,9 +98,9 @@ TEST(Phm, GradientsOfRuleFactorsBiasAndInputAreExact) {
   ParameterRegistry reg;
   const int n = 2, in = 6, out = 4, N = 3;
   auto& rule = add_phm_rule(reg, n, 1);
-  fill(rule, 2, 0.8f);
+  fill_randn(rule, 2, 0.8f);
   PhmLinear phm(reg, "l", in, out, n, rule, 3);
-  fill(phm.bias(), 4, 0.3f);
+  fill_randn(phm.bias(), 4, 0.3f);
   reg.allocate_gradients();
   auto x = ladder::test::randn(size_t(N) * in, 5);
   auto r = ladder::test::randn(size_t(N) * out, 6);
@@ -154,7 +129,7 @@ TEST(Phm, SharedRuleGradientIsTheSumOfPerLayerContributions) {
   auto run = [&](bool shared, std::vector<float>* g_total, std::vector<float>* g1, std::vector<float>* g2) {
     ParameterRegistry reg;
     auto& rule1 = add_phm_rule(reg, n, 1);
-    fill(rule1, 2, 0.8f);
+    fill_randn(rule1, 2, 0.8f);
     Parameter* rule2 = &rule1;
     if (!shared) {
       rule2 = &reg.add("phm_rule_2", Tensor::from_floats(rule1.value.to_floats(), {n, n, n}, MemCategory::trainable_weights));
@@ -198,9 +173,9 @@ TEST(Phm, SharedRuleGradientIsTheSumOfPerLayerContributions) {
 }
 
 TEST(Compacter, GradientsThroughFrozenBertWithDropout) {
-  auto m = tiny(false, "compacter_grad", 51);
+  auto m = tiny_backbone(false, "compacter_grad", 51);
   auto method = make_adapter_method("compacter", *m, small_options());
-  fill(m->params().at("phm_rule"), 9, 0.5f);  // from N(0, 1e-4) to a size the check can see
+  fill_randn(m->params().at("phm_rule"), 9, 0.5f);  // from N(0, 1e-4) to a size the check can see
   // 4 adapters x 2 PHM layers x (W_left, W_right, b) + the shared rule
   EXPECT_EQ(check_model_gradients(*m, 3), 4u * 2u * 3u + 1u);
   int rules = 0;
@@ -209,27 +184,27 @@ TEST(Compacter, GradientsThroughFrozenBertWithDropout) {
 }
 
 TEST(Compacter, PlusPlusWithLayerNormsThroughFrozenBertWithDropout) {
-  auto m = tiny(false, "compacterpp_grad", 52);
+  auto m = tiny_backbone(false, "compacterpp_grad", 52);
   auto o = small_options();
   o.train_layer_norms = true;
   auto method = make_adapter_method("compacter++", *m, o);
-  fill(m->params().at("phm_rule"), 9, 0.5f);
+  fill_randn(m->params().at("phm_rule"), 9, 0.5f);
   EXPECT_EQ(check_model_gradients(*m, 4), 2u * 2u * 3u + 1u + 10u);
   EXPECT_EQ(m->params().find("encoder.layer.0.attention.output.adapter.down.W_left"), nullptr);
   EXPECT_NE(m->params().find("encoder.layer.0.output.adapter.down.W_left"), nullptr);
 }
 
 TEST(Compacter, GradientsThroughFrozenGpt2WithDropout) {
-  auto m = tiny(true, "compacter_gpt2", 53);
+  auto m = tiny_backbone(true, "compacter_gpt2", 53);
   auto method = make_adapter_method("compacter", *m, small_options());
-  fill(m->params().at("phm_rule"), 9, 0.5f);
+  fill_randn(m->params().at("phm_rule"), 9, 0.5f);
   EXPECT_EQ(check_model_gradients(*m, 5), 4u * 2u * 3u + 1u);
   EXPECT_NE(m->params().find("h.1.attn.adapter.up.W_right"), nullptr);
 }
 
 TEST(Compacter, InitialModelIsTheBackboneUpToTheRuleScale) {
-  auto m = tiny(false, "compacter_init", 54);
-  Batch in(m->config().vocab_size);
+  auto m = tiny_backbone(false, "compacter_init", 54);
+  TinyBatch in(m->config().vocab_size);
   m->forward(in.view(), {});
   auto base = m->last_hidden().to_floats();
   auto method = make_adapter_method("compacter", *m, small_options());
@@ -244,12 +219,12 @@ TEST(Compacter, InitialModelIsTheBackboneUpToTheRuleScale) {
 // (48) 0.0726% of 222,882,048.
 TEST(Compacter, ParameterCountsMatchTheFormulas) {
   {
-    auto m = tiny(false, "compacter_count", 55);
+    auto m = tiny_backbone(false, "compacter_count", 55);
     auto method = make_adapter_method("compacter", *m, small_options());
     EXPECT_EQ(m->params().count(true), 4u * 60u + 8u);
   }
   {
-    auto m = tiny(false, "compacterpp_count", 56);
+    auto m = tiny_backbone(false, "compacterpp_count", 56);
     auto o = small_options();
     o.train_layer_norms = true;
     auto method = make_adapter_method("compacter++", *m, o);
@@ -267,7 +242,7 @@ TEST(Compacter, ParameterCountsMatchTheFormulas) {
 }
 
 TEST(Compacter, IndivisibleShapesAreNamedErrors) {
-  auto m = tiny(false, "compacter_bad", 57);
+  auto m = tiny_backbone(false, "compacter_bad", 57);
   auto o = small_options();
   o.compacter_n = 3;
   try {

@@ -12,43 +12,18 @@
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder::core;
 using namespace ladder::adapters;
 
+using ladder::test::TinyBatch;
+using ladder::test::dot;
+using ladder::test::fill_randn;
+using ladder::test::tiny_backbone;
+
 namespace {
-
-struct Batch {
-  int B = 2, T = 6;
-  std::vector<int32_t> ids, types;
-  std::vector<float> mask;
-  explicit Batch(int vocab) {
-    std::mt19937 g(4);
-    for (int i = 0; i < B * T; ++i) {
-      ids.push_back(int32_t(g() % vocab));
-      types.push_back(0);
-      mask.push_back(i >= T && i % T >= 4 ? 0.0f : 1.0f);
-    }
-  }
-  TokenBatch view() const { return {B, T, ids.data(), types.data(), mask.data()}; }
-};
-
-double dot(const float* p, const std::vector<float>& r) {
-  double s = 0;
-  for (size_t i = 0; i < r.size(); ++i) s += double(p[i]) * r[i];
-  return s;
-}
-
-void fill(Parameter& p, unsigned seed, float scale) {
-  auto v = ladder::test::randn(size_t(p.value.numel()), seed, scale);
-  std::copy(v.begin(), v.end(), p.w());
-}
-
-std::unique_ptr<Backbone> tiny(bool gpt, const std::string& tag, unsigned seed) {
-  return load_backbone(gpt ? ladder::test::write_tiny_gpt2(ladder::test::temp_dir(tag), seed)
-                           : ladder::test::write_tiny_bert(ladder::test::temp_dir(tag), seed));
-}
 
 MethodOptions small_options() {
   MethodOptions o;
@@ -62,14 +37,14 @@ MethodOptions small_options() {
 void wake(Backbone& m) {
   unsigned s = 20;
   for (auto& p : m.params().all()) {
-    if (p->name.find("krona_A") != std::string::npos) fill(*p, s++, 0.3f);
+    if (p->name.find("krona_A") != std::string::npos) fill_randn(*p, s++, 0.3f);
     if (p->name.find("krona_res_scale") != std::string::npos) p->w()[0] = 0.25f;
   }
 }
 
 size_t check_model_gradients(Backbone& m, unsigned seed) {
   m.params().allocate_gradients();
-  Batch in(m.config().vocab_size);
+  TinyBatch in(m.config().vocab_size);
   const int N = in.B * in.T, C = m.config().hidden;
   auto r = ladder::test::randn(size_t(N) * C, seed);
   StepOptions opt;
@@ -112,7 +87,7 @@ TEST(Krona, FactoredForwardEqualsTheMaterialisedKroneckerProduct) {
     EXPECT_EQ(k.A().value.dim(0), a1);
     EXPECT_EQ(k.B().value.dim(0), in / a1);
     EXPECT_EQ(k.B().value.dim(1), out / a2);
-    fill(k.A(), 2, 1.0f);
+    fill_randn(k.A(), 2, 1.0f);
     if (residual) k.res_scale()->w()[0] = 0.7f;
     auto x = ladder::test::randn(size_t(N) * ldx, 3);
     std::vector<float> y(size_t(N) * ldy, 0.5f);
@@ -138,7 +113,7 @@ TEST(Krona, GradientsOfFactorsResidualAndInputAreExact) {
     ParameterRegistry reg;
     const int N = 3, ldx = c.in + c.pad, ldy = c.out + c.pad;
     KronaBranch k(reg, "blk", c.in, c.out, c.a1, c.a2, 0.8f, c.residual, 1);
-    fill(k.A(), 2, 1.0f);
+    fill_randn(k.A(), 2, 1.0f);
     if (c.residual) k.res_scale()->w()[0] = 0.4f;
     reg.allocate_gradients();
     auto x = ladder::test::randn(size_t(N) * ldx, 5);
@@ -166,7 +141,7 @@ TEST(Krona, GradientsOfFactorsResidualAndInputAreExact) {
 
 TEST(Krona, GradientsThroughFrozenBertWithDropout) {
   for (const char* name : {"krona", "krona_b", "krona_b_res"}) {
-    auto m = tiny(false, std::string("krona_grad_") + name, 61);
+    auto m = tiny_backbone(false, std::string("krona_grad_") + name, 61);
     auto method = make_adapter_method(name, *m, small_options());
     wake(*m);
     const size_t expect = std::string(name) == "krona" ? 2u * 2u * 2u : std::string(name) == "krona_b" ? 4u : 6u;
@@ -176,7 +151,7 @@ TEST(Krona, GradientsThroughFrozenBertWithDropout) {
 
 TEST(Krona, GradientsThroughFrozenGpt2WithDropout) {
   for (const char* name : {"krona", "krona_b_res"}) {
-    auto m = tiny(true, std::string("krona_gpt2_") + name, 62);
+    auto m = tiny_backbone(true, std::string("krona_gpt2_") + name, 62);
     auto o = small_options();
     o.krona_targets = {"qkv", "ffn_out"};
     auto method = make_adapter_method(name, *m, o);
@@ -188,8 +163,8 @@ TEST(Krona, GradientsThroughFrozenGpt2WithDropout) {
 TEST(Krona, ZeroInitLeavesTheBackboneUnchanged) {
   for (bool gpt : {false, true})
     for (const char* name : {"krona", "krona_b", "krona_b_res"}) {
-      auto m = tiny(gpt, std::string("krona_zero_") + name, 63);
-      Batch in(m->config().vocab_size);
+      auto m = tiny_backbone(gpt, std::string("krona_zero_") + name, 63);
+      TinyBatch in(m->config().vocab_size);
       m->forward(in.view(), {});
       auto base = m->last_hidden().to_floats();
       auto o = small_options();
@@ -208,7 +183,7 @@ TEST(Krona, ZeroInitLeavesTheBackboneUnchanged) {
 
 TEST(Krona, MergeGivesTheSameOutputAndUnmergeRestoresTheWeight) {
   for (bool gpt : {false, true}) {  // BERT weights are [out, in], GPT-2 Conv1D weights [in, out]
-    auto m = tiny(gpt, gpt ? "krona_merge_g" : "krona_merge_b", 64);
+    auto m = tiny_backbone(gpt, gpt ? "krona_merge_g" : "krona_merge_b", 64);
     auto o = small_options();
     o.krona_targets = gpt ? std::vector<std::string>{"qkv", "ffn_in"} : std::vector<std::string>{"query", "value", "ffn_in"};
     auto method = make_adapter_method("krona", *m, o);
@@ -216,7 +191,7 @@ TEST(Krona, MergeGivesTheSameOutputAndUnmergeRestoresTheWeight) {
     wake(*m);
     const std::string wname = gpt ? "h.0.mlp.c_fc.weight" : "encoder.layer.0.intermediate.dense.weight";
     auto w0 = m->params().at(wname).value.to_floats();
-    Batch in(m->config().vocab_size);
+    TinyBatch in(m->config().vocab_size);
     m->forward(in.view(), {});
     auto before = m->last_hidden().to_floats();
     method->merge();
@@ -237,7 +212,7 @@ TEST(Krona, MergeGivesTheSameOutputAndUnmergeRestoresTheWeight) {
 }
 
 TEST(Krona, IndivisibleShapesAndTakenSeamsAreNamedErrors) {
-  auto m = tiny(false, "krona_bad", 65);
+  auto m = tiny_backbone(false, "krona_bad", 65);
   auto o = small_options();
   o.krona_a1 = 5;
   try {
@@ -280,7 +255,7 @@ TEST(Krona, IndivisibleShapesAndTakenSeamsAreNamedErrors) {
 // 768 -> 2304 is 256 + 48*144 = 7,168.
 TEST(Krona, ParameterCountsMatchTheFormulas) {
   for (const char* name : {"krona", "krona_b", "krona_b_res"}) {
-    auto m = tiny(false, std::string("krona_count_") + name, 66);
+    auto m = tiny_backbone(false, std::string("krona_count_") + name, 66);
     auto method = make_adapter_method(name, *m, small_options());
     const size_t expect = std::string(name) == "krona" ? 160u : std::string(name) == "krona_b" ? 80u : 82u;
     EXPECT_EQ(m->params().count(true), expect) << name;

@@ -9,35 +9,17 @@
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder::core;
 using ladder::adapters::LoraBranch;
 using ladder::adapters::LoraOptions;
 
+using ladder::test::TinyBatch;
+using ladder::test::dot;
+
 namespace {
-
-struct Batch {
-  int B = 2, T = 6;
-  std::vector<int32_t> ids, types;
-  std::vector<float> mask;
-  Batch(int vocab) {
-    std::mt19937 g(4);
-    for (int i = 0; i < B * T; ++i) {
-      ids.push_back(int32_t(g() % vocab));
-      types.push_back(0);
-      mask.push_back(i >= T && i % T >= 4 ? 0.0f : 1.0f);
-    }
-  }
-  TokenBatch view() const { return {B, T, ids.data(), types.data(), mask.data()}; }
-};
-
-double dot(const Tensor& t, const std::vector<float>& r) {
-  const float* p = t.data<float>();
-  double s = 0;
-  for (size_t i = 0; i < r.size(); ++i) s += double(p[i]) * r[i];
-  return s;
-}
 
 // LoRA on query/value/ffn_out of every layer; B made non-zero so A gets gradient too.
 std::vector<std::unique_ptr<LoraBranch>> attach(Backbone& m, const LoraOptions& o) {
@@ -62,7 +44,7 @@ TEST(Lora, GradientsThroughFrozenBertWithDropout) {
   BertModel m(cfg, SafetensorsCheckpoint::open_dir(dir));
   auto loras = attach(m, {4, 8.0f, 0.1f});
   EXPECT_EQ(m.params().trainable().size(), loras.size() * 2);
-  Batch in(cfg.vocab_size);
+  TinyBatch in(cfg.vocab_size);
   const int N = in.B * in.T, C = cfg.hidden;
   auto r = ladder::test::randn(size_t(N) * C, 3);
   StepOptions opt;
@@ -94,7 +76,7 @@ TEST(Lora, DyLoraFrozenModeTrainsOnlyTheNewestRank) {
   BertModel m(cfg, SafetensorsCheckpoint::open_dir(dir));
   auto loras = attach(m, {4, 8.0f, 0.0f});
   for (auto& l : loras) l->set_active_rank(3, /*frozen=*/true);
-  Batch in(cfg.vocab_size);
+  TinyBatch in(cfg.vocab_size);
   auto r = ladder::test::randn(size_t(in.B * in.T * cfg.hidden), 5);
   StepOptions opt;
   opt.save_for_backward = true;
@@ -136,7 +118,7 @@ TEST(Lora, NestedRankOneEqualsAnIndependentRankOneLora) {
     for (int c = 0; c < in_dim; ++c) l1[i]->A().w()[c] = l4[i]->A().w()[c];
     for (int o = 0; o < out_dim; ++o) l1[i]->B().w()[o] = l4[i]->B().w()[size_t(o) * 4];
   }
-  Batch in(cfg.vocab_size);
+  TinyBatch in(cfg.vocab_size);
   m4.forward(in.view(), {});
   auto a = m4.last_hidden().to_floats();
   m1.forward(in.view(), {});
@@ -153,7 +135,7 @@ TEST(Lora, MergeGivesTheSameOutputAndUnmergeRestoresTheWeight) {
     ASSERT_FALSE(loras.empty());
     const std::string wname = gpt ? "h.0.attn.c_attn.weight" : "encoder.layer.0.attention.self.query.weight";
     auto w0 = m->params().at(wname).value.to_floats();
-    Batch in(m->config().vocab_size);
+    TinyBatch in(m->config().vocab_size);
     m->forward(in.view(), {});
     auto before = m->last_hidden().to_floats();
     for (auto& l : loras) l->merge();

@@ -2,6 +2,8 @@
 // directory's rotation / best tracking / latest pointer, a writer killed with SIGKILL mid-write, and h5dump
 // reading the file without ladder.
 #include <gtest/gtest.h>
+
+#include "tests/support/test_paths.h"
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -399,8 +401,9 @@ TEST(Checkpoint, H5dumpReadsTheSchema) {
   const std::string dir = temp_dir("ckpt_h5dump");
   const std::string path = dir + "/c.h5";
   core::write_checkpoint(path, sample_checkpoint(77));
-  if (std::system("command -v h5dump > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "h5dump not on PATH (apt-get install hdf5-tools); skipping the external check";
+  if (std::system("command -v h5dump > /dev/null 2>&1") != 0) {
+    LADDER_SKIP_OR_FAIL() << "h5dump not on PATH (apt-get install hdf5-tools); skipping the external check";
+  }
   const std::string out = dir + "/dump.txt";
   const std::string cmd = "h5dump -H '" + path + "' > '" + out + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << "\n" << slurp(out);
@@ -428,8 +431,9 @@ TEST(Checkpoint, H5dumpReadsTheSchema) {
 TEST(Checkpoint, H5pyReadsTheSchema) {
   const char* py_env = std::getenv("LADDER_PYTHON");
   const std::string py = py_env && *py_env ? py_env : "python3";
-  if (std::system((py + " -c 'import h5py' > /dev/null 2>&1").c_str()) != 0)
-    GTEST_SKIP() << "h5py not importable by " << py << "; skipping the external check";
+  if (std::system((py + " -c 'import h5py' > /dev/null 2>&1").c_str()) != 0) {
+    LADDER_SKIP_OR_FAIL() << "h5py not importable by " << py << "; skipping the external check";
+  }
   const std::string dir = temp_dir("ckpt_h5py");
   const std::string path = dir + "/c.h5", script = dir + "/check.py", out = dir + "/out.txt";
   core::write_checkpoint(path, sample_checkpoint(9));

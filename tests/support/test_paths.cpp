@@ -20,6 +20,11 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+bool external_tools_required() {
+  const char* v = std::getenv("LADDER_REQUIRE_EXTERNAL_TOOLS");
+  return v && *v && std::string(v) != "0";
+}
+
 std::string minilm_dir() {
   std::string dir;
   if (const char* s = std::getenv("LADDER_MINILM_DIR")) {
