@@ -74,6 +74,7 @@ nlohmann::json dump_logits(RunModel& m, const data::GlueSplit& split, const std:
     for (size_t i = s; i < std::min(split.size(), s + size_t(batch_size)); ++i) idx.push_back(i);
     data::pad_batch(batch, split.enc, idx, pad_id);
     core::StepOptions opt;
+    opt.first_token_only = m.head->reads_first_token_only();
     m.backbone->forward(batch.view(), opt);
     const core::Tensor& logits = m.head->forward(batch.view(), opt);
     const float* lg = logits.data<float>();

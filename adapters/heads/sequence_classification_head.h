@@ -23,6 +23,9 @@ class SequenceClassificationHead {
   void backward(const int32_t* labels, const float* scores, float grad_scale);
   int num_labels() const { return num_labels_; }
   bool regression() const { return num_labels_ == 1; }
+  // BERT's head reads only the pooled CLS row: callers set StepOptions::first_token_only from this so the
+  // backbone's last layer skips the other positions. GPT-2's reads the last real token of each row.
+  bool reads_first_token_only() const { return !gpt2_; }
   const core::Tensor& logits() const { return logits_; }
 
  private:

@@ -78,6 +78,7 @@ EvalResult evaluate(RunModel& m, const data::GlueSplit& split, int batch_size, i
     std::vector<size_t> idx(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
     data::pad_batch(batch, split.enc, idx, pad_id);
     core::StepOptions opt;
+    opt.first_token_only = head.reads_first_token_only();
     m.backbone->forward(batch.view(), opt);
     const core::Tensor& logits = head.forward(batch.view(), opt);
     labels.clear();

@@ -56,6 +56,8 @@ Tensor BertModel::hidden_state(int i) const {
   if (i < 0 || i > cfg_.layers) throw std::out_of_range("hidden_state " + std::to_string(i) + " of a " + std::to_string(cfg_.layers) + "-layer model");
   if (!keep_all_ && i != cfg_.layers)
     throw std::logic_error("hidden_state(" + std::to_string(i) + ") needs a forward with keep_hidden_states or save_for_backward");
+  if (i == cfg_.layers && opt_.first_token_only)
+    throw std::logic_error("the last hidden state is not computed by a forward with first_token_only (only pooled() is)");
   return hidden_[hidden_slot(i)];
 }
 
@@ -104,18 +106,27 @@ void BertModel::forward(const TokenBatch& batch, const StepOptions& opt) {
     Tensor::ensure(hidden_[i], {N, C}, DType::f32,
                    opt.save_for_backward && int(i) >= floor_ && int(i) < L ? MemCategory::activations : MemCategory::workspace);
 
+  if (opt.first_token_only && !has_pooler())
+    throw std::logic_error("first_token_only is for the pooler, and this checkpoint has none");
+  if (opt.first_token_only) Tensor::ensure(cls_, {batch.B, C}, DType::f32, cat);
+
   embeddings_forward();
   for (int i = 0; i < L; ++i) {
     const bool save = opt.save_for_backward && i >= floor_;
-    layers_[i].forward(hidden_[hidden_slot(i + 1)].data<float>(), hidden_[hidden_slot(i)].data<float>(),
-                       save ? bufs_[size_t(i)] : scratch_, scratch_, save, batch, opt);
+    // With first_token_only the last layer writes only the CLS rows, straight into the pooler's input.
+    const bool first_only = opt.first_token_only && i == L - 1;
+    layers_[i].forward(first_only ? cls_.data<float>() : hidden_[hidden_slot(i + 1)].data<float>(),
+                       hidden_[hidden_slot(i)].data<float>(), save ? bufs_[size_t(i)] : scratch_, scratch_, save, batch,
+                       opt, first_only);
   }
   if (has_pooler()) {
     Tensor::ensure(cls_, {batch.B, C}, DType::f32, cat);
     Tensor::ensure(pooled_, {batch.B, C}, DType::f32, cat);
-    const float* last = hidden_[hidden_slot(L)].data<float>();
     float* cls = cls_.data<float>();
-    for (int b = 0; b < batch.B; ++b) std::copy(last + size_t(b) * batch.T * C, last + size_t(b) * batch.T * C + C, cls + size_t(b) * C);
+    if (!opt.first_token_only) {
+      const float* last = hidden_[hidden_slot(L)].data<float>();
+      for (int b = 0; b < batch.B; ++b) std::copy(last + size_t(b) * batch.T * C, last + size_t(b) * batch.T * C + C, cls + size_t(b) * C);
+    }
     pooler_.forward(pooled_.data<float>(), cls, batch.B);
     tanh_forward(pooled_.data<float>(), pooled_.data<float>(), size_t(batch.B) * C);
   }
@@ -131,10 +142,17 @@ void BertModel::backward(const float* d_last, const float* d_pooled, const std::
   ws_.ensure(b, C, cfg_.intermediate, cfg_.heads);
   Tensor::ensure(d_cur_, {N, C}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_next_, {N, C}, DType::f32, MemCategory::workspace);
+  // With first_token_only the top gradient is [B, C] (the CLS rows), in d_cur_'s first rows.
+  const bool first_only = opt_.first_token_only;
+  const size_t top = first_only ? size_t(b.B) * C : NC;
   float* d = d_cur_.data<float>();
-  if (d_last) std::copy(d_last, d_last + NC, d);
-  else std::fill(d, d + NC, 0.0f);
-  if (!d_hidden.empty() && d_hidden[L]) add_inplace(d, d_hidden[L], NC);
+  std::fill(d, d + top, 0.0f);
+  auto add_top = [&](const float* g) {
+    if (!first_only) return add_inplace(d, g, NC);
+    for (int r = 0; r < b.B; ++r) add_inplace(d + size_t(r) * C, g + size_t(r) * b.T * C, size_t(C));
+  };
+  if (d_last) add_top(d_last);
+  if (!d_hidden.empty() && d_hidden[L]) add_top(d_hidden[L]);
 
   if (d_pooled) {
     if (!has_pooler()) throw std::logic_error("d_pooled given but the checkpoint has no pooler");
@@ -144,13 +162,16 @@ void BertModel::backward(const float* d_last, const float* d_pooled, const std::
     // d(cls) goes to the scratch row block, then into the CLS rows of d.
     float* dcls = ws_.d_a.data<float>();
     pooler_.backward(dcls, dpre, cls_.data<float>(), b.B);
-    for (int r = 0; r < b.B; ++r) add_inplace(d + size_t(r) * b.T * C, dcls + size_t(r) * C, C);
+    for (int r = 0; r < b.B; ++r) add_inplace(d + size_t(r) * (first_only ? 1 : b.T) * C, dcls + size_t(r) * C, C);
   }
 
   for (int i = L - 1; i >= std::max(floor_, 0); --i) {
-    float* dx = d_next_.data<float>();
-    layers_[i].backward(dx, d_cur_.data<float>(), hidden_[i].data<float>(), bufs_[i], b, opt_, ws_);
-    if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
+    // The lowest layer that runs backward computes no input gradient unless the embeddings learn: its
+    // Q/K/V input-gradient GEMMs would feed nothing.
+    float* dx = i > floor_ ? d_next_.data<float>() : nullptr;
+    layers_[i].backward(dx, d_cur_.data<float>(), hidden_[i].data<float>(), bufs_[i], b, opt_, ws_,
+                        first_only && i == L - 1);
+    if (dx && !d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
     std::swap(d_cur_, d_next_);
   }
   if (floor_ < 0) embeddings_backward(d_cur_.data<float>());

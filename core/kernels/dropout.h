@@ -7,7 +7,7 @@
 
 namespace ladder::core {
 
-// Uniform float in [0, 1) from (seed, counter); a stateless hash (SplitMix64 finalizer of a Philox-like mix).
+// Uniform float in [0, 1) from (seed, counter); a stateless hash (SplitMix64 at position counter).
 float counter_uniform(uint64_t seed, uint64_t counter);
 // Derives a stream seed from a base seed and tags (step, layer, site...), so call sites never collide.
 uint64_t derive_seed(uint64_t base, uint64_t a, uint64_t b = 0, uint64_t c = 0);
@@ -16,5 +16,8 @@ uint64_t derive_seed(uint64_t base, uint64_t a, uint64_t b = 0, uint64_t c = 0);
 void dropout_forward(float* out, const float* inp, size_t n, float p, uint64_t seed, uint64_t offset);
 // dinp = dout * keep / (1 - p), same mask as forward (OVERWRITES dinp; may alias dout).
 void dropout_backward(float* dinp, const float* dout, size_t n, float p, uint64_t seed, uint64_t offset);
+// dropout_forward on the calling thread only, for callers that already split work across threads.
+void dropout_forward_serial(float* out, const float* inp, size_t n, float p, uint64_t seed, uint64_t offset);
+void dropout_backward_serial(float* dinp, const float* dout, size_t n, float p, uint64_t seed, uint64_t offset);
 
 }  // namespace ladder::core

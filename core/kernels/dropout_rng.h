@@ -1,6 +1,9 @@
 #pragma once
 // Inline counter RNG shared by dropout and attention kernels (internal to core/kernels).
-// u(seed, i) = top 24 bits of mix64(key(seed) ^ mix64(i * gamma + c)) / 2^24, key(seed) = mix64(seed).
+// u(seed, i) = top 24 bits of mix64(key(seed) + i * gamma) / 2^24, key(seed) = mix64(seed): SplitMix64's
+// output for state key(seed) at position i. One finalizer per element (three 64-bit multiplies, which AVX2
+// emulates) keeps mask generation a small share of the step; streams of two seeds are the same Weyl
+// sequence at offsets 2^64 apart on average, so they never overlap at the counters we use (< 2^48).
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -20,7 +23,7 @@ inline uint64_t key(uint64_t seed) { return mix64(seed ^ 0xD1B54A32D192ED03ULL);
 
 // 24 random bits for (key, counter).
 inline uint32_t bits24(uint64_t k, uint64_t counter) {
-  return uint32_t(mix64(k ^ mix64(counter * kGamma + 0x632BE59BD9B4E019ULL)) >> 40);
+  return uint32_t(mix64(k + counter * kGamma) >> 40);
 }
 
 // Uniform in [0, 1): bits24 / 2^24 (exact in float).

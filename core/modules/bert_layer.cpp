@@ -14,8 +14,10 @@ enum Site : uint64_t { kAttnProbs = 1, kAttnOut = 2, kFfnOut = 3 };
 }  // namespace
 
 void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-                        const StepOptions& opt) const {
-  const int N = b.rows(), C = attn.C, F = ffn_in.out;
+                        const StepOptions& opt, bool first_token_only) const {
+  // rb: the rows after attention (every token, or the first of each sequence).
+  const TokenBatch rb = first_token_only ? first_token_rows(b) : b;
+  const int N = rb.rows(), C = attn.C, F = ffn_in.out;
   const bool drop = opt.training;
   // Backward reads the LayerNorm inputs and statistics and GELU's input; h1 and the GELU output only as
   // inputs of trainable Linears.
@@ -30,14 +32,19 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   float* ln2_mean = activation_slot(save, saved.ln2_mean, scratch.ln2_mean, {N}).data<float>();
   float* ln2_rstd = activation_slot(save, saved.ln2_rstd, scratch.ln2_rstd, {N}).data<float>();
 
-  const BranchCall call{&opt, save, &b, max_positions};
+  const BranchCall attn_call{&opt, save, &b, max_positions};
+  const BranchCall call{&opt, save, &rb, max_positions};
   attn.forward(h1_pre, x, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
-               derive_seed(opt.seed, layer_index, kAttnProbs), &call);
+               derive_seed(opt.seed, layer_index, kAttnProbs), &attn_call, first_token_only, &call);
   if (drop && hidden_dropout > 0)
-    sequence_dropout_forward(h1_pre, h1_pre, b, C, max_positions, hidden_dropout,
+    sequence_dropout_forward(h1_pre, h1_pre, rb, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
   if (after_attention) after_attention->forward(h1_pre, N, call);
-  add_inplace(h1_pre, x, size_t(N) * C);
+  if (first_token_only) {
+    for (int r = 0; r < b.B; ++r) add_inplace(h1_pre + size_t(r) * C, x + size_t(r) * b.T * C, size_t(C));
+  } else {
+    add_inplace(h1_pre, x, size_t(N) * C);
+  }
   ln1.forward(h1, ln1_mean, ln1_rstd, h1_pre, N);
 
   ffn_in.forward(ffn_pre, h1, N, 0, 0, &call);
@@ -45,7 +52,7 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   ffn_out.forward(h2_pre, ffn_act, N, 0, 0, &call);
   if (ffn_parallel) ffn_parallel->forward_add(h2_pre, h1, N, C, C, call);
   if (drop && hidden_dropout > 0)
-    sequence_dropout_forward(h2_pre, h2_pre, b, C, max_positions, hidden_dropout,
+    sequence_dropout_forward(h2_pre, h2_pre, rb, C, max_positions, hidden_dropout,
                              derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
   if (after_ffn) after_ffn->forward(h2_pre, N, call);
   add_inplace(h2_pre, h1, size_t(N) * C);
@@ -53,8 +60,9 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
 }
 
 void BertLayer::backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
-                         const StepOptions& opt, BackwardWorkspace& ws) const {
-  const int N = b.rows(), C = attn.C, F = ffn_in.out;
+                         const StepOptions& opt, BackwardWorkspace& ws, bool first_token_only) const {
+  const TokenBatch rb = first_token_only ? first_token_rows(b) : b;
+  const int N = rb.rows(), C = attn.C, F = ffn_in.out;
   const size_t NC = size_t(N) * C;
   const bool drop = opt.training;
   float* d_h2pre = ws.d_a.data<float>();
@@ -65,7 +73,7 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
   std::copy(d_h2pre, d_h2pre + NC, d_h1);  // residual branch
   if (after_ffn) after_ffn->backward(d_h2pre, N);
   if (drop && hidden_dropout > 0)
-    sequence_dropout_backward(d_h2pre, d_h2pre, b, C, max_positions, hidden_dropout,
+    sequence_dropout_backward(d_h2pre, d_h2pre, rb, C, max_positions, hidden_dropout,
                               derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
   ffn_out.backward(d_ffn, d_h2pre, saved_or_null(buf.ffn_act), N);
   if (ffn_parallel) ffn_parallel->backward(d_h1, d_h2pre, saved_or_null(buf.h1), N, C, C);
@@ -74,14 +82,19 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
 
   float* d_h1pre = ws.d_a.data<float>();
   ln1.backward(d_h1pre, d_h1, buf.h1_pre.data<float>(), buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);
-  std::copy(d_h1pre, d_h1pre + NC, dx);  // residual branch
+  if (dx && first_token_only) {  // residual branch: only position 0 of each sequence got a gradient
+    std::fill(dx, dx + size_t(b.rows()) * C, 0.0f);
+    for (int r = 0; r < b.B; ++r) std::copy(d_h1pre + size_t(r) * C, d_h1pre + size_t(r + 1) * C, dx + size_t(r) * b.T * C);
+  } else if (dx) {
+    std::copy(d_h1pre, d_h1pre + NC, dx);
+  }
   if (after_attention) after_attention->backward(d_h1pre, N);
   if (drop && hidden_dropout > 0)
-    sequence_dropout_backward(d_h1pre, d_h1pre, b, C, max_positions, hidden_dropout,
+    sequence_dropout_backward(d_h1pre, d_h1pre, rb, C, max_positions, hidden_dropout,
                               derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
   attn.backward(dx, d_h1pre, x, buf.attn, b, drop ? attn.dropout_p : 0.0f,
                 derive_seed(opt.seed, layer_index, kAttnProbs), ws.d_qkv.data<float>(), ws.scratch.data<float>(),
-                /*accumulate_dx=*/true);
+                /*accumulate_dx=*/true, first_token_only);
 }
 
 }  // namespace ladder::core

@@ -33,12 +33,15 @@ struct BertLayer {
   };
 
   // out [N,C] OVERWRITTEN. With `save`, what backward reads is kept in `saved` (inputs of frozen Linears
-  // are not); all else uses `scratch`, shared by every layer.
+  // are not); all else uses `scratch`, shared by every layer. first_token_only: out is [B,C], the layer's
+  // output at position 0 of each sequence, and everything after attention runs on those rows only.
   void forward(float* out, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-               const StepOptions& opt) const;
-  // dx [N,C] OVERWRITTEN from dout; x is the layer input given to forward.
+               const StepOptions& opt, bool first_token_only = false) const;
+  // dx [N,C] OVERWRITTEN from dout (null: no input gradient, only parameter gradients); x is the layer
+  // input given to forward.
+  // With first_token_only (as in forward) dout is [B,C]; dx is still [N,C].
   void backward(float* dx, const float* dout, const float* x, const Buffers& buf, const TokenBatch& b,
-                const StepOptions& opt, BackwardWorkspace& ws) const;
+                const StepOptions& opt, BackwardWorkspace& ws, bool first_token_only = false) const;
   double flops(const TokenBatch& b) const { return attn.flops(b) + ffn_in.flops(b.rows()) + ffn_out.flops(b.rows()); }
 };
 

@@ -10,16 +10,18 @@ void Linear::forward(float* y, const float* x, int N, int ldy, int ldx, const Br
   if (!ldx) ldx = in;
   const bool t = layout == WeightLayout::out_in;
   // out_in: W is [out, in] -> y = x W^T ; in_out: W is [in, out] -> y = x W
-  gemm(false, t, N, out, in, 1.0f, x, ldx, weight->w(), t ? in : out, 0.0f, y, ldy);
+  // With a bias, y starts as the bias and the GEMM accumulates (beta = 1): BLAS would otherwise make its
+  // own pass to zero y for beta = 0, and we a third one to add the bias.
   if (bias) {
     const float* b = bias->w();
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; ++n) {
       float* row = y + size_t(n) * ldy;
 #pragma omp simd
-      for (int o = 0; o < out; ++o) row[o] += b[o];
+      for (int o = 0; o < out; ++o) row[o] = b[o];
     }
   }
+  gemm(false, t, N, out, in, 1.0f, x, ldx, weight->w(), t ? in : out, bias ? 1.0f : 0.0f, y, ldy);
   if (branch) branch->forward_add(y, x, N, ldy, ldx, call ? *call : BranchCall{});
 }
 

@@ -1,5 +1,6 @@
 #include "core/modules/self_attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/modules/activation_slot.h"
@@ -7,11 +8,14 @@
 namespace ladder::core {
 
 void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-                            float dropout, uint64_t seed, const BranchCall* call) const {
+                            float dropout, uint64_t seed, const BranchCall* call, bool first_token_only,
+                            const BranchCall* out_call) const {
   const int N = b.rows();
   Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * C});
   Tensor& probs_t = activation_slot(save, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
-  Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {N, C});
+  const int R = first_token_only ? b.B : N;  // rows that go through the out projection
+  Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {R, C});
+  Tensor& ctx_all = first_token_only ? activation_slot(false, saved.ctx_all, scratch.ctx_all, {N, C}) : ctx_t;
   float* qkv_out = qkv_t.data<float>();
   if (fused) {
     qkv.forward(qkv_out, x, N, 0, 0, call);
@@ -21,18 +25,32 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
     value.forward(qkv_out + 2 * C, x, N, 3 * C, 0, call);
   }
   const AttentionShape s = shape(b);
-  attention_forward(ctx_t.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
+  attention_forward(ctx_all.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
                     b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
-  out.forward(y, ctx_t.data<float>(), N, 0, 0, call);
+  if (first_token_only) {
+    const float* all = ctx_all.data<float>();
+    float* first = ctx_t.data<float>();
+    for (int r = 0; r < b.B; ++r) std::copy(all + size_t(r) * b.T * C, all + (size_t(r) * b.T + 1) * C, first + size_t(r) * C);
+  }
+  out.forward(y, ctx_t.data<float>(), R, 0, 0, first_token_only && out_call ? out_call : call);
 }
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,
-                             float dropout, uint64_t seed, float* dqkv, float* scratch, bool accumulate_dx) const {
+                             float dropout, uint64_t seed, float* dqkv, float* scratch, bool accumulate_dx,
+                             bool first_token_only) const {
   const int N = b.rows();
   // d(ctx) lives after the attention kernel's scratch: attention_backward reads it while writing dq/dk/dv.
   const AttentionShape s = shape(b);
   float* dctx = scratch + attention_backward_scratch_floats(s);
-  out.backward(dctx, dy, saved_or_null(buf.ctx), N);
+  if (first_token_only) {
+    // d(ctx) of the first tokens goes through dqkv's memory (free until attention_backward) into the
+    // position-0 rows of a zeroed d(ctx): the other positions fed nothing.
+    out.backward(dqkv, dy, saved_or_null(buf.ctx), b.B);
+    std::fill(dctx, dctx + size_t(N) * C, 0.0f);
+    for (int r = 0; r < b.B; ++r) std::copy(dqkv + size_t(r) * C, dqkv + size_t(r + 1) * C, dctx + size_t(r) * b.T * C);
+  } else {
+    out.backward(dctx, dy, saved_or_null(buf.ctx), N);
+  }
   const float* q = buf.qkv.data<float>();
   attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dctx, q, q + C, q + 2 * C, buf.probs.data<float>(), causal,
                      1.0f / std::sqrt(float(s.HS)), dropout, seed, scratch, s);

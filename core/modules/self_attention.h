@@ -20,17 +20,22 @@ struct SelfAttention {
   struct Buffers {
     Tensor qkv;    // [N, 3C]  q | k | v column blocks
     Tensor probs;  // [B, NH, T, T] softmax before dropout
-    Tensor ctx;    // [N, C]   attention output before the out projection
+    Tensor ctx;    // [N, C]   attention output before the out projection ([B, C] with first_token_only)
+    Tensor ctx_all;  // [N, C] scratch: every row of ctx when only the first token's go on
   };
 
   // y [N, C] OVERWRITTEN with out(attention(x)). With `save`, what backward reads goes to `saved` (ctx only
   // when the output projection is trainable); everything else goes to `scratch`, shared by all layers.
   // `call` is passed to the projections' branches (LoRA...), null for none.
+  // first_token_only: y is [B, C], the output at position 0 of each sequence (keys and values still
+  // cover every token); `out_call` (the row batch of first_token_rows) then goes to the out projection.
   void forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-               float dropout, uint64_t seed, const BranchCall* call = nullptr) const;
-  // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx). dqkv_ws [N, 3C] and scratch are workspace.
+               float dropout, uint64_t seed, const BranchCall* call = nullptr, bool first_token_only = false,
+               const BranchCall* out_call = nullptr) const;
+  // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx; null: parameter gradients only). dy is [B, C] with
+  // first_token_only. dqkv_ws [N, 3C] and scratch are workspace.
   void backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b, float dropout,
-                uint64_t seed, float* dqkv_ws, float* scratch, bool accumulate_dx) const;
+                uint64_t seed, float* dqkv_ws, float* scratch, bool accumulate_dx, bool first_token_only = false) const;
 
   AttentionShape shape(const TokenBatch& b) const { return {b.B, b.T, NH, C / NH, 3 * C}; }
   double flops(const TokenBatch& b) const;

@@ -20,7 +20,14 @@ struct StepOptions {
   uint64_t seed = 0;               // dropout stream for this step: derive it from the run seed and global step
   int64_t first_row = 0;           // global index of this batch's first sequence (so a sample's dropout
                                    // mask does not depend on which rank or micro-batch holds it)
+  bool first_token_only = false;   // the caller reads only position 0 of the last hidden state (BERT's
+                                   // pooler): the last layer runs everything after its attention on the
+                                   // first token of each sequence only (same values, ~1/T of the work)
 };
+
+// The first token of each sequence as a batch of length-1 sequences: what row-wise ops (dropout keyed by
+// sequence and position, adapters, LoRA branches) see when only position 0 is computed.
+inline TokenBatch first_token_rows(const TokenBatch& b) { return TokenBatch{b.B, 1, nullptr, nullptr, nullptr}; }
 
 // Dropout on [B, T, width] activations whose counters are keyed by (global sequence, position, channel),
 // so the mask of one sample is the same whatever batch it lands in. out may alias in.

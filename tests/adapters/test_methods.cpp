@@ -2,10 +2,12 @@
 // that cannot work failing with both names.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "adapters/method.h"
 #include "core/backbones/bert_model.h"
+#include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder;
@@ -103,4 +105,66 @@ TEST(Methods, PromptTuningInsertsSoftTokensAfterCls) {
   double g = 0;
   for (float v : m->params().trainable()[0]->grad.to_floats()) g += std::fabs(v);
   EXPECT_GT(g, 0.0);
+}
+
+// StepOptions::first_token_only (the last layer computes only the CLS rows the pooler reads) must give the
+// pooled output and every trainable gradient of the full path, with dropout on, padding, and each kind of
+// method seam in the last layer: LoRA on all six Linears (with LoRA dropout), adapter hooks, PHM hooks and
+// a branch parallel to the FFN.
+namespace {
+void expect_first_token_path_matches(const std::string& spec, adapters::MethodOptions mo) {
+  auto m = core::load_backbone(test::write_tiny_bert(test::temp_dir("first_token_" + spec), 43));
+  auto methods = adapters::apply_methods(*m, spec, mo);
+  unsigned seed = 100;
+  for (auto& p : m->params().all())  // zero-initialised factors would hide their partner's gradient
+    if (p->trainable && (p->name.find("lora_B") != std::string::npos || p->name.find("up") != std::string::npos))
+      test::fill_randn(*p, seed++, 0.2f);
+  m->params().allocate_gradients();
+  auto& bert = static_cast<core::BertModel&>(*m);
+  test::TinyBatch tb(m->config().vocab_size);
+  const int C = m->config().hidden;
+  const auto r = test::randn(size_t(tb.B) * C, 5);
+  struct Result {
+    std::vector<float> pooled;
+    std::vector<std::vector<float>> grads;
+  };
+  auto run = [&](bool first) {
+    core::StepOptions opt;
+    opt.save_for_backward = true;
+    opt.training = true;
+    opt.seed = 99;
+    opt.first_token_only = first;
+    m->params().zero_grad();
+    for (auto& meth : methods) meth->on_step_begin(3);
+    bert.forward(tb.view(), opt);
+    Result res{bert.pooled().to_floats(), {}};
+    bert.backward(nullptr, r.data(), {});
+    for (auto* p : m->params().trainable()) res.grads.push_back(p->grad.to_floats());
+    return res;
+  };
+  const Result full = run(false), first = run(true);
+  for (size_t i = 0; i < full.pooled.size(); ++i) ASSERT_NEAR(full.pooled[i], first.pooled[i], 1e-5) << spec << " pooled " << i;
+  const auto trainable = m->params().trainable();
+  ASSERT_EQ(full.grads.size(), first.grads.size());
+  // One tolerance per run, relative to its largest gradient: key biases have (mathematically) zero
+  // gradient, so theirs are pure rounding noise of that size.
+  float scale = 0;
+  for (auto& g : full.grads)
+    for (float v : g) scale = std::max(scale, std::fabs(v));
+  for (size_t k = 0; k < full.grads.size(); ++k)
+    for (size_t i = 0; i < full.grads[k].size(); ++i)
+      ASSERT_NEAR(full.grads[k][i], first.grads[k][i], 1e-5f * scale) << spec << " " << trainable[k]->name << " [" << i << "]";
+  EXPECT_THROW(m->last_hidden(), std::logic_error);  // the last forward skipped the other positions
+}
+}  // namespace
+
+TEST(Methods, FirstTokenOnlyPathMatchesFullPathForEverySeam) {
+  adapters::MethodOptions mo;
+  mo.lora.dropout = 0.1f;
+  mo.lora_targets = {"query", "key", "value", "attention_output", "ffn_in", "ffn_out"};
+  mo.adapter_reduction = 4;
+  mo.krona_a1 = 4;
+  mo.krona_a2 = 4;
+  for (const char* spec : {"full", "lora", "houlsby", "compacter", "krona_b", "lora+bitfit"})
+    expect_first_token_path_matches(spec, mo);
 }
