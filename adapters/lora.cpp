@@ -60,7 +60,7 @@ void LoraBranch::forward_add(float* y, const float* x, int N, int ldy, int ldx, 
     if (ldx != in || !call.batch) throw std::logic_error("lora: dropout needs a contiguous input and the batch");
     Tensor::ensure(xd_, {N, in}, DType::f32, cat);
     core::sequence_dropout_forward(xd_.data<float>(), x, *call.batch, in, call.max_positions, dropout_,
-                                   core::derive_seed(call.opt->seed, site_), call.opt->first_row);
+                                   core::derive_seed(call.opt->seed, site_), call.opt->samples);
     xd = xd_.data<float>();
     ldxd = in;
     last_opt_ = *call.opt;
@@ -100,7 +100,7 @@ void LoraBranch::backward(float* dx, const float* dy, const float* x, int N, int
   float* dxd = dxd_.data<float>();
   core::gemm(false, false, N, in, b, 1.0f, du, b, A_->w(), in, 0.0f, dxd, in);
   core::sequence_dropout_backward(dxd, dxd, last_batch_, in, last_.max_positions, dropout_,
-                                  core::derive_seed(last_opt_.seed, site_), last_opt_.first_row);
+                                  core::derive_seed(last_opt_.seed, site_), last_opt_.samples);
   core::add_inplace(dx, dxd, size_t(N) * in);
 }
 

@@ -16,5 +16,6 @@ int inspect_command(const std::vector<std::string>& args);
 int train_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
+int bench_comm_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

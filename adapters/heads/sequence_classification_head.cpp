@@ -70,7 +70,7 @@ const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, con
     if (opt.training && dropout_ > 0)
       for (int r = 0; r < B; ++r)
         core::dropout_forward(in + size_t(r) * C, in + size_t(r) * C, size_t(C), dropout_,
-                              core::derive_seed(opt.seed, kHeadDropoutSite), uint64_t(opt.first_row + r) * uint64_t(C));
+                              core::derive_seed(opt.seed, kHeadDropoutSite), uint64_t(opt.samples.of(r)) * uint64_t(C));
   }
   linear_.forward(logits_.data<float>(), in, B);
   return logits_;
@@ -102,7 +102,7 @@ void SequenceClassificationHead::backward(const int32_t* labels, const float* sc
   if (opt_.training && dropout_ > 0)
     for (int r = 0; r < B; ++r)
       core::dropout_backward(din + size_t(r) * C, din + size_t(r) * C, size_t(C), dropout_,
-                             core::derive_seed(opt_.seed, kHeadDropoutSite), uint64_t(opt_.first_row + r) * uint64_t(C));
+                             core::derive_seed(opt_.seed, kHeadDropoutSite), uint64_t(opt_.samples.of(r)) * uint64_t(C));
   static_cast<core::BertModel&>(backbone_).backward(nullptr, din, {});
 }
 

@@ -157,7 +157,7 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
       so.save_for_backward = true;
       so.training = true;
       so.seed = core::derive_seed(cfg.seed, uint64_t(step), uint64_t(micro));
-      so.first_row = (step * cfg.grad_accum + micro) * int64_t(cfg.batch_size);
+      so.samples.first = (step * cfg.grad_accum + micro) * int64_t(cfg.batch_size);
       so.first_token_only = head.reads_first_token_only();
       model->forward(batch.view(), so);
       head.forward(batch.view(), so);

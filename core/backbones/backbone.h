@@ -4,6 +4,7 @@
 // dL/d(last hidden) plus optional gradients injected at any layer boundary and accumulates gradients of
 // trainable parameters only. All parameters live in params(), named as in the Hugging Face checkpoint
 // (without a task-model prefix such as "bert." or "transformer.").
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,23 @@ class Backbone {
   virtual std::vector<std::pair<std::string, Linear*>> linear_modules() = 0;
   // Prompt tuning: token ids >= vocab_size read these [P, d] rows instead of the vocabulary (null = none).
   virtual void set_prompt_embeddings(Parameter* rows) = 0;
+  // Dotted prefix of per-layer parameter names ("encoder.layer." for BERT, "h." for GPT-2).
+  virtual std::string layer_prefix() const = 0;
+  // The layer a parameter belongs to by its name (adapters on a layer included), or -1 when it belongs
+  // to none (embeddings, pooler, heads, rules shared by every layer).
+  int layer_of(const std::string& param_name) const;
+
+  // Called by backward as soon as layer i's parameter gradients are final, top layer first, so that
+  // data parallelism can start averaging them while the layers below still run. Empty = none.
+  void set_layer_backward_hook(std::function<void(int layer)> hook) { layer_hook_ = std::move(hook); }
+
+ protected:
+  void layer_backward_done(int layer) const {
+    if (layer_hook_) layer_hook_(layer);
+  }
+
+ private:
+  std::function<void(int)> layer_hook_;
 };
 
 // Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. Errors name the file

@@ -38,6 +38,7 @@ BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& 
     l.attn.C = C;
     l.attn.NH = cfg.heads;
     l.attn.dropout_p = cfg.attn_dropout;
+    l.attn.key_positions = cfg.max_positions;
     l.ln1 = layer_norm(p + "attention.output.LayerNorm");
     l.ffn_in = linear(p + "intermediate.dense", C, F);
     l.ffn_out = linear(p + "output.dense", F, C);
@@ -88,7 +89,7 @@ void BertModel::embeddings_forward() {
   emb_ln_.forward(h0, emb_mean_.data<float>(), emb_rstd_.data<float>(), e, N);
   if (opt_.training && cfg_.embd_dropout > 0)
     sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout,
-                             derive_seed(opt_.seed, kEmbeddingSite), opt_.first_row);
+                             derive_seed(opt_.seed, kEmbeddingSite), opt_.samples);
 }
 
 void BertModel::forward(const TokenBatch& batch, const StepOptions& opt) {
@@ -172,6 +173,7 @@ void BertModel::backward(const float* d_last, const float* d_pooled, const std::
     layers_[i].backward(dx, d_cur_.data<float>(), hidden_[i].data<float>(), bufs_[i], b, opt_, ws_,
                         first_only && i == L - 1);
     if (dx && !d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
+    layer_backward_done(i);
     std::swap(d_cur_, d_next_);
   }
   if (floor_ < 0) embeddings_backward(d_cur_.data<float>());
@@ -187,7 +189,7 @@ void BertModel::embeddings_backward(const float* d_h0) {
   std::copy(d_h0, d_h0 + size_t(N) * C, d);
   if (opt_.training && cfg_.embd_dropout > 0)
     sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),
-                              opt_.first_row);
+                              opt_.samples);
   float* de = ws_.d_a.data<float>();
   emb_ln_.backward(de, d, emb_sum_.data<float>(), emb_mean_.data<float>(), emb_rstd_.data<float>(), N);
   word_.backward(de, b.input_ids, N);

@@ -40,6 +40,7 @@ Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& 
     blk.attn.NH = cfg.heads;
     blk.attn.causal = true;
     blk.attn.dropout_p = cfg.attn_dropout;
+    blk.attn.key_positions = cfg.max_positions;
     blk.ln2 = layer_norm(p + "ln_2");
     blk.fc = conv1d(p + "mlp.c_fc", C, F);
     blk.proj = conv1d(p + "mlp.c_proj", F, C);
@@ -88,7 +89,7 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
   embedding_forward(h0, pos, wpe_->w(), N, C, cfg_.max_positions, true);
   if (opt.training && cfg_.embd_dropout > 0)
     sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt.seed, kEmbeddingSite),
-                             opt.first_row);
+                             opt.samples);
   for (int i = 0; i < L; ++i) {
     const bool save = opt.save_for_backward && i >= floor_;
     blocks_[i].forward(stream_[block_slot(i + 1)].data<float>(), stream_[block_slot(i)].data<float>(),
@@ -133,13 +134,14 @@ void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d
     float* dx = d_next_.data<float>();
     blocks_[i].backward(dx, d_cur_.data<float>(), stream_[i].data<float>(), bufs_[i], b, opt_, ws_);
     if (!d_hidden.empty() && d_hidden[i]) add_inplace(dx, d_hidden[i], NC);
+    layer_backward_done(i);
     std::swap(d_cur_, d_next_);
   }
   if (floor_ >= 0) return;  // (a trainable prompt table is registered as an embedding: floor -1)
   float* d = d_cur_.data<float>();
   if (opt_.training && cfg_.embd_dropout > 0)
     sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),
-                              opt_.first_row);
+                              opt_.samples);
   TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C}.backward(d, b.input_ids, N);
   if (wpe_->trainable) embedding_backward(wpe_->g(), d, pos_ids_.data<int32_t>(), N, C);
 }

@@ -22,6 +22,7 @@ class Gpt2Model : public Backbone {
   double forward_flops(int B, int T) const override;
   std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "gpt2"; }
+  std::string layer_prefix() const override { return "h."; }
   void set_prompt_embeddings(Parameter* rows) override { prompt_ = rows; }
 
   // The decoder blocks, for methods that install hooks (pointers live as long as the model).

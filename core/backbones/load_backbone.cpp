@@ -18,6 +18,15 @@ std::unique_ptr<Backbone> load_backbone(const std::string& dir) {
   throw std::logic_error("unreachable architecture");
 }
 
+int Backbone::layer_of(const std::string& name) const {
+  const std::string prefix = layer_prefix();
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  size_t end = prefix.size();
+  while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+  if (end == prefix.size() || end >= name.size() || name[end] != '.') return -1;
+  return std::stoi(name.substr(prefix.size(), end - prefix.size()));
+}
+
 void mean_pool(float* out, const float* hidden, const float* mask, int B, int T, int C) {
   for (int b = 0; b < B; ++b) {
     float* o = out + size_t(b) * C;

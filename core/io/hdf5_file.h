@@ -33,6 +33,12 @@ class Hdf5Dataset {
   void write_all(const void* data);
   void read_all(void* data) const;
   void set_attr(const std::string& key, const std::string& value);
+  // Reads the listed rows (strictly increasing first-dimension indices) into a dense buffer
+  // [rows.size(), dim1, dims[2:]...] in the dataset's dtype, keeping only the first `dim1` entries of the
+  // second dimension (0 = all). One H5Dread per run of consecutive rows.
+  void read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const;
+  // The chunk shape; empty for a contiguous (or scalar) dataset.
+  std::vector<uint64_t> chunk_dims() const;
   const std::vector<uint64_t>& dims() const { return dims_; }
   DType dtype() const { return dtype_; }
 
@@ -49,6 +55,14 @@ class Hdf5File {
   // file removes the temporary, so an interrupted write never leaves a half file under the real name.
   static Hdf5File create(const std::string& path);
   static Hdf5File open_read(const std::string& path);
+  // Parallel HDF5 (MPI-IO): every rank of `comm` calls this with the same path and creates the file at exactly
+  // `path` (no temporary and no rename: the caller names it and renames it; commit() does nothing here).
+  // Metadata calls (create_dataset, create_group, set_attr, close) are collective: every rank makes them with
+  // the same arguments in the same order. Dataset row writes are independent (each rank its own rows).
+  static Hdf5File create_mpi(const std::string& path, MPI_Comm comm);
+  // Closes the file now (collectively for an MPI file), reporting a failed close. A file from create() that
+  // was not committed keeps its temporary until destruction, which removes it.
+  void close();
   ~Hdf5File();
   Hdf5File(Hdf5File&& o) noexcept;
   Hdf5File& operator=(Hdf5File&& o) noexcept = delete;
@@ -81,6 +95,9 @@ class Hdf5File {
   void set_attr(const std::string& key, const std::string& value);
   void set_attr(const std::string& key, int64_t value);
   void set_attr_f64(const std::string& key, double value);
+  // A 1-D int64 attribute (h5py: a numpy int64 array); get_attr_int_vector also reads a scalar as one value.
+  void set_attr(const std::string& key, const std::vector<int64_t>& values);
+  std::vector<int64_t> get_attr_int_vector(const std::string& key) const;
   bool has_attr(const std::string& key) const;
   std::vector<std::string> attr_names() const;  // in name order
   bool attr_is_string(const std::string& key) const;

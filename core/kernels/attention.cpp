@@ -102,7 +102,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       for (int i = i0; i < i0 + nr; i++) {
         const float* pr = P + size_t(i) * T;
         float* br = buf + size_t(i - i0) * T;
-        const uint64_t base = (uint64_t(bh) * T + i) * T;
+        const uint64_t base = s.dropout_base(b, h, i);
         for (int j = 0; j < T; j++)
           br[j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, pr[j] * keep_scale);
       }
@@ -144,7 +144,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     // dV = Pd^T dO
     if (drop) {
       for (int i = 0; i < T; i++) {
-        const uint64_t base = (uint64_t(bh) * T + i) * T;
+        const uint64_t base = s.dropout_base(b, h, i);
         for (int j = 0; j < T; j++)
           G[size_t(i) * T + j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr,
                                                              P[size_t(i) * T + j] * keep_scale);
@@ -162,7 +162,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       int width = causal ? i + 1 : T;
       if (width < T && pr[width] != 0.0f) width = T;
       if (drop) {
-        const uint64_t base = (uint64_t(bh) * T + i) * T;
+        const uint64_t base = s.dropout_base(b, h, i);
         for (int j = 0; j < width; j++)
           gr[j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, gr[j] * keep_scale);
       }

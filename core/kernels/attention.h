@@ -6,16 +6,27 @@
 // key_mask: [B, T] with 1 for a real token and 0 for padding (nullptr = no padding). Masked keys get
 // probability 0, exactly as Hugging Face's additive finfo.min mask does.
 // causal: query t attends to keys <= t (GPT-2).
-// Dropout on the attention probabilities (BERT/GPT-2 attn_pdrop) uses the counter RNG with `seed`,
-// element index = ((b*NH + h)*T + i)*T + j, and is regenerated in backward.
+// Dropout on the attention probabilities (BERT/GPT-2 attn_pdrop) uses the counter RNG with `seed` and is
+// regenerated in backward. Element index = ((sample(b)*NH + h)*P + i)*P + j with P = key_positions (the
+// model's maximum length) and sample(b) from `samples`, so a sample's mask does not depend on its batch,
+// its padding or its rank; with key_positions == 0 it is ((b*NH + h)*T + i)*T + j.
 #include <cstddef>
 #include <cstdint>
+
+#include "core/kernels/dropout.h"
 
 namespace ladder::core {
 
 struct AttentionShape {
   int B, T, NH, HS;
   int ld_qkv;  // row stride of q, k, v
+  SampleKeys samples = {};  // dropout counters: which global sample each row is
+  int key_positions = 0;    // dropout counters: positions per sample (0: the batch's own layout)
+  uint64_t dropout_base(int b, int h, int i) const {
+    if (key_positions <= 0) return ((uint64_t(b) * NH + h) * T + i) * T;
+    const uint64_t P = uint64_t(key_positions);
+    return ((uint64_t(samples.of(b)) * NH + h) * P + i) * P;
+  }
 };
 
 // probs: [B, NH, T, T] softmax output BEFORE dropout; it is what backward needs (pass a buffer always; the

@@ -7,6 +7,15 @@
 
 namespace ladder::core {
 
+// Which global sample each batch row holds, so dropout counters (and so masks) depend on the sample and
+// the step, never on the batch, micro-batch or rank it lands in: row i is sample ids[i], or first + i
+// when ids is null. Data-parallel runs at any layout then draw the same masks.
+struct SampleKeys {
+  const int64_t* ids = nullptr;
+  int64_t first = 0;
+  int64_t of(int row) const { return ids ? ids[row] : first + row; }
+};
+
 // Uniform float in [0, 1) from (seed, counter); a stateless hash (SplitMix64 at position counter).
 float counter_uniform(uint64_t seed, uint64_t counter);
 // Derives a stream seed from a base seed and tags (step, layer, site...), so call sites never collide.

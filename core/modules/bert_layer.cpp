@@ -35,10 +35,10 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   const BranchCall attn_call{&opt, save, &b, max_positions};
   const BranchCall call{&opt, save, &rb, max_positions};
   attn.forward(h1_pre, x, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
-               derive_seed(opt.seed, layer_index, kAttnProbs), &attn_call, first_token_only, &call);
+               derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, &attn_call, first_token_only, &call);
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h1_pre, h1_pre, rb, C, max_positions, hidden_dropout,
-                             derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
+                             derive_seed(opt.seed, layer_index, kAttnOut), opt.samples);
   if (after_attention) after_attention->forward(h1_pre, N, call);
   if (first_token_only) {
     for (int r = 0; r < b.B; ++r) add_inplace(h1_pre + size_t(r) * C, x + size_t(r) * b.T * C, size_t(C));
@@ -53,7 +53,7 @@ void BertLayer::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   if (ffn_parallel) ffn_parallel->forward_add(h2_pre, h1, N, C, C, call);
   if (drop && hidden_dropout > 0)
     sequence_dropout_forward(h2_pre, h2_pre, rb, C, max_positions, hidden_dropout,
-                             derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
+                             derive_seed(opt.seed, layer_index, kFfnOut), opt.samples);
   if (after_ffn) after_ffn->forward(h2_pre, N, call);
   add_inplace(h2_pre, h1, size_t(N) * C);
   ln2.forward(out, ln2_mean, ln2_rstd, h2_pre, N);
@@ -74,7 +74,7 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
   if (after_ffn) after_ffn->backward(d_h2pre, N);
   if (drop && hidden_dropout > 0)
     sequence_dropout_backward(d_h2pre, d_h2pre, rb, C, max_positions, hidden_dropout,
-                              derive_seed(opt.seed, layer_index, kFfnOut), opt.first_row);
+                              derive_seed(opt.seed, layer_index, kFfnOut), opt.samples);
   ffn_out.backward(d_ffn, d_h2pre, saved_or_null(buf.ffn_act), N);
   if (ffn_parallel) ffn_parallel->backward(d_h1, d_h2pre, saved_or_null(buf.h1), N, C, C);
   gelu_backward(d_ffn, d_ffn, buf.ffn_pre.data<float>(), size_t(N) * F, gelu);
@@ -91,9 +91,9 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
   if (after_attention) after_attention->backward(d_h1pre, N);
   if (drop && hidden_dropout > 0)
     sequence_dropout_backward(d_h1pre, d_h1pre, rb, C, max_positions, hidden_dropout,
-                              derive_seed(opt.seed, layer_index, kAttnOut), opt.first_row);
+                              derive_seed(opt.seed, layer_index, kAttnOut), opt.samples);
   attn.backward(dx, d_h1pre, x, buf.attn, b, drop ? attn.dropout_p : 0.0f,
-                derive_seed(opt.seed, layer_index, kAttnProbs), ws.d_qkv.data<float>(), ws.scratch.data<float>(),
+                derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, ws.d_qkv.data<float>(), ws.scratch.data<float>(),
                 /*accumulate_dx=*/true, first_token_only);
 }
 

@@ -33,10 +33,10 @@ void Gpt2Block::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   const BranchCall call{&opt, save, &b, max_positions};
   ln1.forward(ln1o, ln1_mean, ln1_rstd, x, N);
   attn.forward(a, ln1o, saved.attn, scratch.attn, save, b, drop ? attn.dropout_p : 0.0f,
-               derive_seed(opt.seed, layer_index, kAttnProbs), &call);
+               derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, &call);
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(a, a, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kAttnOut),
-                             opt.first_row);
+                             opt.samples);
   if (after_attention) after_attention->forward(a, N, call);
   add_inplace(a, x, NC);
 
@@ -47,7 +47,7 @@ void Gpt2Block::forward(float* out, const float* x, Buffers& saved, Buffers& scr
   if (ffn_parallel) ffn_parallel->forward_add(out, ln2o, N, C, C, call);
   if (drop && resid_dropout > 0)
     sequence_dropout_forward(out, out, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
-                             opt.first_row);
+                             opt.samples);
   if (after_ffn) after_ffn->forward(out, N, call);
   add_inplace(out, a, NC);
 }
@@ -67,7 +67,7 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   if (after_ffn) after_ffn->backward(d_t, N);
   if (drop && resid_dropout > 0)
     sequence_dropout_backward(d_t, d_t, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kMlpOut),
-                              opt.first_row);
+                              opt.samples);
   proj.backward(d_ffn, d_t, saved_or_null(buf.fc_act), N);
   gelu_backward(d_ffn, d_ffn, buf.fc_pre.data<float>(), size_t(N) * F, gelu);
   float* d_ln2o = dx;  // dx serves as a temporary until the attention branch writes it
@@ -81,12 +81,12 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   if (after_attention) after_attention->backward(d_t, N);
   if (drop && resid_dropout > 0)
     sequence_dropout_backward(d_t, d_t, b, C, max_positions, resid_dropout, derive_seed(opt.seed, layer_index, kAttnOut),
-                              opt.first_row);
+                              opt.samples);
   // d(ln1_out) into dx's space is not possible (dx is needed for the LN input grad), so reuse d_ffn's
   // first N*C floats (F >= C always for these models).
   float* d_ln1o = d_ffn;
   attn.backward(d_ln1o, d_t, saved_or_null(buf.ln1_out), buf.attn, b, drop ? attn.dropout_p : 0.0f,
-                derive_seed(opt.seed, layer_index, kAttnProbs), ws.d_qkv.data<float>(), ws.scratch.data<float>(),
+                derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, ws.d_qkv.data<float>(), ws.scratch.data<float>(),
                 /*accumulate_dx=*/false);
   ln1.backward(dx, d_ln1o, x, buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);
   add_inplace(dx, d_a, NC);

@@ -8,8 +8,8 @@
 namespace ladder::core {
 
 void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-                            float dropout, uint64_t seed, const BranchCall* call, bool first_token_only,
-                            const BranchCall* out_call) const {
+                            float dropout, uint64_t seed, const SampleKeys& samples, const BranchCall* call,
+                            bool first_token_only, const BranchCall* out_call) const {
   const int N = b.rows();
   Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * C});
   Tensor& probs_t = activation_slot(save, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
@@ -24,7 +24,7 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
     key.forward(qkv_out + C, x, N, 3 * C, 0, call);
     value.forward(qkv_out + 2 * C, x, N, 3 * C, 0, call);
   }
-  const AttentionShape s = shape(b);
+  const AttentionShape s = shape(b, samples);
   attention_forward(ctx_all.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
                     b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
   if (first_token_only) {
@@ -36,11 +36,11 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
 }
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,
-                             float dropout, uint64_t seed, float* dqkv, float* scratch, bool accumulate_dx,
-                             bool first_token_only) const {
+                             float dropout, uint64_t seed, const SampleKeys& samples, float* dqkv, float* scratch,
+                             bool accumulate_dx, bool first_token_only) const {
   const int N = b.rows();
   // d(ctx) lives after the attention kernel's scratch: attention_backward reads it while writing dq/dk/dv.
-  const AttentionShape s = shape(b);
+  const AttentionShape s = shape(b, samples);
   float* dctx = scratch + attention_backward_scratch_floats(s);
   if (first_token_only) {
     // d(ctx) of the first tokens goes through dqkv's memory (free until attention_backward) into the

@@ -16,6 +16,7 @@ struct SelfAttention {
   int C = 0, NH = 0;
   bool causal = false;
   float dropout_p = 0.0f;
+  int key_positions = 0;  // the model's max length: probability-dropout counters keyed by sample (see attention.h)
 
   struct Buffers {
     Tensor qkv;    // [N, 3C]  q | k | v column blocks
@@ -30,14 +31,17 @@ struct SelfAttention {
   // first_token_only: y is [B, C], the output at position 0 of each sequence (keys and values still
   // cover every token); `out_call` (the row batch of first_token_rows) then goes to the out projection.
   void forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
-               float dropout, uint64_t seed, const BranchCall* call = nullptr, bool first_token_only = false,
-               const BranchCall* out_call = nullptr) const;
+               float dropout, uint64_t seed, const SampleKeys& samples, const BranchCall* call = nullptr,
+               bool first_token_only = false, const BranchCall* out_call = nullptr) const;
   // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx; null: parameter gradients only). dy is [B, C] with
   // first_token_only. dqkv_ws [N, 3C] and scratch are workspace.
   void backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b, float dropout,
-                uint64_t seed, float* dqkv_ws, float* scratch, bool accumulate_dx, bool first_token_only = false) const;
+                uint64_t seed, const SampleKeys& samples, float* dqkv_ws, float* scratch, bool accumulate_dx,
+                bool first_token_only = false) const;
 
-  AttentionShape shape(const TokenBatch& b) const { return {b.B, b.T, NH, C / NH, 3 * C}; }
+  AttentionShape shape(const TokenBatch& b, const SampleKeys& samples = {}) const {
+    return {b.B, b.T, NH, C / NH, 3 * C, samples, key_positions};
+  }
   double flops(const TokenBatch& b) const;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // What one forward/backward step needs to know besides its inputs: the batch geometry and masks, whether
 // to keep activations for backward, whether dropout is on, and where dropout's random stream comes from.
+#include "core/kernels/dropout.h"
 #include <cstdint>
 
 namespace ladder::core {
@@ -18,8 +19,8 @@ struct StepOptions {
   bool training = false;           // dropout active
   bool keep_hidden_states = false; // keep every layer's output even without backward (taps, parity)
   uint64_t seed = 0;               // dropout stream for this step: derive it from the run seed and global step
-  int64_t first_row = 0;           // global index of this batch's first sequence (so a sample's dropout
-                                   // mask does not depend on which rank or micro-batch holds it)
+  SampleKeys samples;              // global sample index of each row (so a sample's dropout mask does not
+                                   // depend on which rank or micro-batch holds it)
   bool first_token_only = false;   // the caller reads only position 0 of the last hidden state (BERT's
                                    // pooler): the last layer runs everything after its attention on the
                                    // first token of each sequence only (same values, ~1/T of the work)
@@ -32,8 +33,8 @@ inline TokenBatch first_token_rows(const TokenBatch& b) { return TokenBatch{b.B,
 // Dropout on [B, T, width] activations whose counters are keyed by (global sequence, position, channel),
 // so the mask of one sample is the same whatever batch it lands in. out may alias in.
 void sequence_dropout_forward(float* out, const float* in, const TokenBatch& b, int width, int max_positions,
-                              float p, uint64_t seed, int64_t first_row);
+                              float p, uint64_t seed, const SampleKeys& samples);
 void sequence_dropout_backward(float* dx, const float* dy, const TokenBatch& b, int width, int max_positions,
-                               float p, uint64_t seed, int64_t first_row);
+                               float p, uint64_t seed, const SampleKeys& samples);
 
 }  // namespace ladder::core

@@ -295,6 +295,10 @@ constexpr float kDrop = 0.2f;
 
 // BERT style (three out_in Linears) or GPT-2 style (one fused in_out [C, 3C] Linear, causal). Names under
 // `prefix`, all registered frozen.
+// Rows of the attention test batch are global samples 7 and 3 (as a data-parallel rank might hold them).
+const int64_t kSampleIds[] = {7, 3};
+const SampleKeys kSamples{kSampleIds, 0};
+
 SelfAttention make_attention(ParameterRegistry& reg, bool fused, const std::string& prefix, unsigned seed) {
   SelfAttention a;
   a.C = kC;
@@ -302,6 +306,7 @@ SelfAttention make_attention(ParameterRegistry& reg, bool fused, const std::stri
   a.fused = fused;
   a.causal = fused;
   a.dropout_p = kDrop;
+  a.key_positions = 8;  // dropout counters keyed by sample id (see kSamples), as the models do
   auto linear = [&](const std::string& name, int in, int out, WeightLayout layout) {
     Linear l;
     l.in = in;
@@ -345,7 +350,7 @@ TEST_P(AttentionModule, GradientsWithMaskAndDropout) {
   std::vector<float> x = randn(size_t(N) * kC, 61), R = randn(size_t(N) * kC, 62), y(size_t(N) * kC);
 
   SelfAttention::Buffers saved, scratch;
-  a.forward(y.data(), x.data(), saved, scratch, /*save=*/true, b, kDrop, seed);
+  a.forward(y.data(), x.data(), saved, scratch, /*save=*/true, b, kDrop, seed, kSamples);
   EXPECT_TRUE(saved.qkv.defined());
   EXPECT_TRUE(saved.probs.defined());
   EXPECT_FALSE(scratch.qkv.defined());
@@ -361,7 +366,7 @@ TEST_P(AttentionModule, GradientsWithMaskAndDropout) {
   SelfAttention::Buffers eval_saved, eval_scratch;
   std::vector<float> ye(y.size());
   auto forward_eval = [&](float p) {
-    a.forward(ye.data(), x.data(), eval_saved, eval_scratch, /*save=*/false, b, p, seed);
+    a.forward(ye.data(), x.data(), eval_saved, eval_scratch, /*save=*/false, b, p, seed, kSamples);
     return dot(ye.data(), R);
   };
   auto loss = [&]() { return forward_eval(kDrop); };
@@ -371,12 +376,12 @@ TEST_P(AttentionModule, GradientsWithMaskAndDropout) {
   EXPECT_FALSE(eval_saved.qkv.defined() || eval_saved.probs.defined() || eval_saved.ctx.defined());
   EXPECT_GT(std::fabs(forward_eval(0.0f) - l_drop), 1e-4);
 
-  const AttentionShape s = a.shape(b);
+  const AttentionShape s = a.shape(b, kSamples);
   std::vector<float> dqkv(size_t(N) * 3 * kC, kGarbage);
   std::vector<float> ws(attention_backward_scratch_floats(s) + size_t(N) * kC, kGarbage);
   auto before = prefill_grads(reg, 70);
   std::vector<float> dx(x.size(), kGarbage);
-  a.backward(dx.data(), R.data(), x.data(), saved, b, kDrop, seed, dqkv.data(), ws.data(), /*accumulate_dx=*/false);
+  a.backward(dx.data(), R.data(), x.data(), saved, b, kDrop, seed, kSamples, dqkv.data(), ws.data(), /*accumulate_dx=*/false);
   expect_grad_ok("dx", loss, x.data(), x.size(), dx.data(), 2e-2, kFloor);
   check_params_elementwise(reg, before, loss, 2e-2, kFloor);
   if (c.freeze_out) {
@@ -385,7 +390,7 @@ TEST_P(AttentionModule, GradientsWithMaskAndDropout) {
 
   // accumulate_dx adds onto what dx held.
   std::vector<float> prior = randn(x.size(), 71), acc = prior;
-  a.backward(acc.data(), R.data(), x.data(), saved, b, kDrop, seed, dqkv.data(), ws.data(), /*accumulate_dx=*/true);
+  a.backward(acc.data(), R.data(), x.data(), saved, b, kDrop, seed, kSamples, dqkv.data(), ws.data(), /*accumulate_dx=*/true);
   for (size_t i = 0; i < acc.size(); ++i) ASSERT_NEAR(acc[i] - prior[i], dx[i], 1e-4) << "accumulated dx[" << i << "]";
 }
 
