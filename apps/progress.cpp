@@ -11,9 +11,9 @@ static double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-Progress::Progress(std::string label, uint64_t total, std::string what, double plain_interval_s)
+Progress::Progress(std::string label, uint64_t total, std::string what, double plain_interval_s, bool redraw)
     : label_(std::move(label)), what_(std::move(what)), total_(total), t0_(now_s()), interval_(plain_interval_s),
-      tty_(::isatty(STDOUT_FILENO) == 1) {}
+      tty_(redraw && ::isatty(STDOUT_FILENO) == 1) {}
 
 std::string Progress::line(uint64_t done, const std::string& tail) const {
   const double el = now_s() - t0_;

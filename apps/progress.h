@@ -7,8 +7,9 @@ namespace ladder::apps {
 
 class Progress {
  public:
-  // `what` names the unit ("rows", "steps"); total 0 = unknown.
-  Progress(std::string label, uint64_t total, std::string what, double plain_interval_s = 10.0);
+  // `what` names the unit ("rows", "steps"); total 0 = unknown. redraw = false forces plain lines even on a
+  // terminal: under mpirun a rank's stdout is a pseudo-terminal even when the job's output goes to a file.
+  Progress(std::string label, uint64_t total, std::string what, double plain_interval_s = 10.0, bool redraw = true);
   // Reports `done` units so far plus a free-form tail ("1234 tok/s").
   void update(uint64_t done, const std::string& tail = "");
   // Final line (always printed).

@@ -73,7 +73,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("method.krona_scale", po::value<float>(&m.krona_scale)->default_value(m.krona_scale), "KronA scale s")
       ("method.krona_targets", po::value<std::string>(&krona_targets)->default_value("query,value"), "KronA target Linears")
       ("method.prompt_tokens", po::value<int>(&m.prompt_tokens)->default_value(m.prompt_tokens), "prompt tuning: soft tokens")
-      ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch")
+      ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch and rank (a step: batch_size x grad_accum x ranks)")
       ("train.grad_accum", po::value<int>(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per optimizer step")
       ("train.epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "passes over the training set")
       ("train.max_steps", po::value<int>(&c.max_steps)->default_value(0), "optimizer steps (overrides epochs when > 0)")
@@ -92,6 +92,8 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("checkpoint.every", po::value<int>(&c.save_every)->default_value(0), "save every N steps (0 = at evaluations and the end)")
       ("checkpoint.keep_last", po::value<int>(&c.keep_last)->default_value(c.keep_last), "checkpoints kept besides the best")
       ("checkpoint.resume", po::value<bool>(&c.resume)->default_value(c.resume), "resume from the run directory's latest checkpoint")
+      ("parallel.tp", po::value<int>(&c.tp)->default_value(c.tp), "tensor-parallel size (world = dp x tp; ranks from mpirun/srun)")
+      ("parallel.bucket_mb", po::value<double>(&c.bucket_mb)->default_value(c.bucket_mb), "data-parallel gradient all-reduce bucket size in MB")
       ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
       ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");
   po::options_description all;
@@ -150,6 +152,8 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   if (c.data_dir.empty()) c.data_dir = default_shared() + "/data/glue/" + data::glue_task_info(data::parse_glue_task(c.task)).dir_name;
   if (c.batch_size <= 0 || c.grad_accum <= 0 || c.eval_batch_size <= 0)
     throw std::runtime_error("train.batch_size, train.grad_accum and eval.batch_size must be positive");
+  if (c.tp < 1) throw std::runtime_error("parallel.tp must be at least 1, got " + std::to_string(c.tp));
+  if (!(c.bucket_mb > 0)) throw std::runtime_error("parallel.bucket_mb must be positive");
   if (c.max_length < 4) throw std::runtime_error("task.max_length must be at least 4");
   if (c.epochs <= 0 && c.max_steps <= 0) throw std::runtime_error("set train.epochs or train.max_steps");
   if (!report_cli.empty()) c.report = report_cli;

@@ -23,7 +23,7 @@ struct TrainConfig {
   std::string method = "lora";
   adapters::MethodOptions method_opt;
   // [train]
-  int batch_size = 32;
+  int batch_size = 32;  // per rank and micro-batch: a step trains on batch_size x grad_accum x dp sequences
   int grad_accum = 1;
   int epochs = 3;
   int max_steps = 0;  // > 0 overrides epochs
@@ -44,6 +44,9 @@ struct TrainConfig {
   int save_every = 0;  // steps; 0 = at evaluations and at the end
   int keep_last = 2;
   bool resume = true;
+  // [parallel] (the process count comes from the launcher: mpirun -np N, srun)
+  int tp = 1;               // tensor-parallel group size; data parallelism takes the rest of the world
+  double bucket_mb = 4.0;   // gradient all-reduce bucket size (this VM's MPI slows above ~16 MB per call)
   // [log]
   int log_every = 20;
   std::string report;

@@ -1,13 +1,17 @@
 #include "apps/train/trainer.h"
 
+#include "apps/train/data_parallel.h"
 #include "apps/train/run_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include "adapters/heads/sequence_classification_head.h"
 #include "adapters/method.h"
@@ -36,11 +40,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// printf on the lead rank only (the other ranks' output would repeat it).
+template <class... A>
+void say(bool lead, const char* fmt, A... a) {
+  if (lead) std::printf(fmt, a...);
+}
+
+// Threads per rank: the config's, else OMP_NUM_THREADS, else the cores shared by the ranks on this node.
+int threads_per_rank(int configured, const DataParallel& dp) {
+  if (configured > 0 || std::getenv("OMP_NUM_THREADS") || !dp.distributed()) return configured;
+  return std::max(1, int(std::thread::hardware_concurrency()) / dp.local_size());
+}
+
+int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataParallel& dp);
+
 }  // namespace
 
 int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
+  DataParallel dp(cfg.tp);
+  return dp.run([&] { return train(cfg, argv, dp); });
+}
+
+namespace {
+
+int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataParallel& dp) {
   RunReport report("train", argv);
-  core::set_num_threads(cfg.threads);
+  const bool lead = dp.lead();
+  core::set_num_threads(threads_per_rank(cfg.threads, dp));
   std::filesystem::create_directories(cfg.out_dir);
   const data::GlueTask task = data::parse_glue_task(cfg.task);
   const data::GlueTaskInfo& info = data::glue_task_info(task);
@@ -57,9 +83,15 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
   data::GlueSplit train, dev;
   load_glue_splits(cfg, rm, true, train, dev);
   const double data_s = seconds_since(t_data);
-  data::BucketSampler sampler(train.lengths(), cfg.batch_size, cfg.seed);
+  // One sampler batch is one step's global batch, the same at every layout; each rank trains on its
+  // interleaved slice of it (DataParallel::slice). The epoch's last partial global batch is dropped.
+  const int64_t global_batch = int64_t(cfg.batch_size) * cfg.grad_accum * dp.size();
+  if (int64_t(train.size()) < global_batch)
+    throw std::runtime_error("the training set has " + std::to_string(train.size()) + " examples, fewer than one global batch of " +
+                             std::to_string(global_batch) + " (train.batch_size x train.grad_accum x " + std::to_string(dp.size()) + " ranks)");
+  data::BucketSampler sampler(train.lengths(), global_batch, cfg.seed, /*drop_last=*/true);
   sampler.set_epoch(0);
-  const int64_t per_epoch = std::max<int64_t>(1, sampler.batches_per_epoch() / cfg.grad_accum);
+  const int64_t per_epoch = std::max<int64_t>(1, sampler.batches_per_epoch());
   const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : per_epoch * cfg.epochs;
   const int64_t warmup = cfg.warmup_steps >= 0 ? cfg.warmup_steps : int64_t(std::ceil(cfg.warmup_ratio * double(total_steps)));
 
@@ -69,11 +101,12 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
   core::AdamW opt(params, ac);
   core::LrSchedule schedule(core::parse_schedule_kind(cfg.schedule), cfg.lr, warmup, total_steps);
 
-  std::printf("ladder train: %s on %s (%zu train / %zu dev examples, max length %d, read+tokenized in %.1fs)\n",
-              cfg.model_dir.c_str(), info.name.c_str(), train.size(), dev.size(), cfg.max_length, data_s);
-  std::printf("method %s: %zu trainable of %zu parameters (%.3f%%); %lld steps of %d x %d sequences, lr %g (%s, %lld warmup), %d threads\n",
-              cfg.method.c_str(), n_train, n_total, 100.0 * double(n_train) / double(n_total), (long long)total_steps,
-              cfg.batch_size, cfg.grad_accum, cfg.lr, cfg.schedule.c_str(), (long long)warmup, core::num_threads());
+  say(lead, "ladder train: %s on %s (%zu train / %zu dev examples, max length %d, read+tokenized in %.1fs)\n",
+      cfg.model_dir.c_str(), info.name.c_str(), train.size(), dev.size(), cfg.max_length, data_s);
+  say(lead, "method %s: %zu trainable of %zu parameters (%.3f%%); %lld steps of %d x %d x %d ranks = %lld sequences, lr %g (%s, %lld warmup), %d threads per rank\n",
+      cfg.method.c_str(), n_train, n_total, 100.0 * double(n_train) / double(n_total), (long long)total_steps,
+      cfg.batch_size, cfg.grad_accum, dp.size(), (long long)global_batch, cfg.lr, cfg.schedule.c_str(), (long long)warmup,
+      core::num_threads());
 
   // Resume.
   const bool higher_better = true;  // every GLUE primary metric
@@ -94,21 +127,30 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
           throw std::runtime_error(*latest + ": optimizer state '" + ck.optimizer[i].first + "' where '" + states[i].first + "' was expected");
         states[i].second->copy_from(ck.optimizer[i].second);
       }
+      if (ck.step > 0 && ck.samples_seen != ck.step * global_batch)
+        throw std::runtime_error(*latest + ": trained with a global batch of " + std::to_string(ck.samples_seen / ck.step) +
+                                 " sequences per step, this run has " + std::to_string(global_batch) +
+                                 " (train.batch_size x train.grad_accum x ranks); resume with the same global batch");
       step = ck.step;
       opt.set_step_count(step);
       auto& sp = ck.sampler["position"];
       if (sp.size() != 2) throw std::runtime_error(*latest + ": no sampler position");
       sampler.restore({sp[0], sp[1]});
       series = ck.metrics;
-      std::printf("resumed from %s at step %lld\n", latest->c_str(), (long long)step);
+      say(lead, "resumed from %s at step %lld\n", latest->c_str(), (long long)step);
     }
   }
+  // Replicas start from rank 0's trainable values and average their gradients from here on.
+  dp.broadcast_trainable(params);
+  dp.attach(*model, cfg.bucket_mb);
 
-  auto save = [&](std::optional<double> metric) {
+  // Replicas hold the same parameters and sampler position: the lead rank alone writes the checkpoint.
+  auto save = [&](std::optional<double> metric) -> std::string {
+    if (!lead) return "";
     core::CheckpointData ck;
     ck.step = step;
     ck.epoch = sampler.state().epoch;
-    ck.samples_seen = step * int64_t(cfg.batch_size) * cfg.grad_accum;
+    ck.samples_seen = step * global_batch;
     ck.config = cfg.effective_ini;
     ck.method = cfg.method;
     ck.backbone_id = cfg.model_dir;
@@ -129,23 +171,31 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
   std::vector<size_t> rows;
   std::vector<int32_t> labels;
   std::vector<float> scores;
-  std::vector<double> step_ms;
-  Progress progress("train", uint64_t(total_steps), "steps", 30.0);
+  std::vector<int64_t> sample_ids;
+  std::vector<double> step_ms, comm_ms;
+  int stop_sig = 0;
+  Progress progress("train", uint64_t(total_steps), "steps", 30.0, /*redraw=*/!dp.distributed());
   double window_loss = 0, window_tokens = 0, window_s = 0;
   int window_n = 0;
   std::map<std::string, double> last_eval;
   const int32_t pad = tok.pad_id();
 
   while (step < total_steps) {
-    if (g_stop_signal) break;
+    if (stop_sig || (!dp.distributed() && g_stop_signal)) break;
     const auto t0 = std::chrono::steady_clock::now();
     for (auto& m : methods) m->on_step_begin(uint64_t(step));
     params.zero_grad();
     double step_loss = 0;
     long tokens = 0;
+    while (!sampler.next(ids)) sampler.set_epoch(sampler.state().epoch + 1);
     for (int micro = 0; micro < cfg.grad_accum; ++micro) {
-      while (!sampler.next(ids)) sampler.set_epoch(sampler.state().epoch + 1);
-      rows.assign(ids.begin(), ids.end());
+      rows.clear();
+      sample_ids.clear();
+      for (size_t p : dp.slice(size_t(micro), size_t(cfg.batch_size))) {
+        rows.push_back(size_t(ids[p]));
+        sample_ids.push_back(ids[p]);  // dropout masks follow the example, whatever rank trains it
+      }
+      dp.set_last_micro(micro == cfg.grad_accum - 1);
       data::pad_batch(batch, train.enc, rows, pad);
       labels.clear();
       scores.clear();
@@ -156,8 +206,8 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
       core::StepOptions so;
       so.save_for_backward = true;
       so.training = true;
-      so.seed = core::derive_seed(cfg.seed, uint64_t(step), uint64_t(micro));
-      so.samples.first = (step * cfg.grad_accum + micro) * int64_t(cfg.batch_size);
+      so.seed = core::derive_seed(cfg.seed, uint64_t(step));
+      so.samples.ids = sample_ids.data();
       so.first_token_only = head.reads_first_token_only();
       model->forward(batch.view(), so);
       head.forward(batch.view(), so);
@@ -165,6 +215,15 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
       head.backward(labels.data(), scores.data(), 1.0f / float(cfg.grad_accum));
       tokens += batch.real_tokens();
     }
+    dp.average_gradients();
+    // Loss and tokens over the global batch, and a stop every rank agrees on (a signal may reach the
+    // ranks at different steps): one small all-reduce.
+    std::vector<double> red{step_loss, double(tokens), double(g_stop_signal), g_stop_signal ? 1.0 : 0.0};
+    dp.sum(red);
+    step_loss = red[0] / dp.size();
+    tokens = long(red[1]);
+    if (red[3] > 0) stop_sig = int(red[2] / red[3] + 0.5);
+    comm_ms.push_back(dp.wait_ms_last_step());
     if (cfg.max_grad_norm > 0) core::clip_grad_norm(params, float(cfg.max_grad_norm));
     const double lr = schedule.lr_at(step);
     opt.step(lr);
@@ -177,7 +236,7 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
     window_tokens += double(tokens);
     window_s += s;
     ++window_n;
-    if (progress.is_terminal() || window_n >= cfg.log_every || step == total_steps) {
+    if (lead && (progress.is_terminal() || window_n >= cfg.log_every || step == total_steps)) {
       char tail[200];
       std::snprintf(tail, sizeof tail, "epoch %lld loss %.4f lr %.2e %.0f tok/s RSS %s", (long long)sampler.state().epoch,
                     window_loss / window_n, lr, window_tokens / window_s, core::format_bytes(core::current_rss_bytes()).c_str());
@@ -195,40 +254,39 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
       for (auto& [k, v] : r.metrics) series["eval_" + k].push_back(v);
       series["eval_loss"].push_back(r.loss);
       series["eval_step"].push_back(double(step));
-      std::printf("eval at step %lld: %s, loss %.4f\n", (long long)step, format_metrics(r.metrics).c_str(), r.loss);
+      say(lead, "eval at step %lld: %s, loss %.4f\n", (long long)step, format_metrics(r.metrics).c_str(), r.loss);
     }
     if (eval_now || (cfg.save_every > 0 && step % cfg.save_every == 0)) save(metric);
   }
-  if (g_stop_signal) {
-    const int sig = int(g_stop_signal);
+  if (const int sig = dp.distributed() ? stop_sig : int(g_stop_signal)) {
     const std::string path = save(std::nullopt);
-    std::printf("stopped by signal %d at step %lld; checkpoint %s; rerun the same command to resume\n", sig,
-                (long long)step, path.c_str());
+    say(lead, "stopped by signal %d at step %lld; checkpoint %s; rerun the same command to resume\n", sig,
+        (long long)step, path.c_str());
     report.metrics()["stopped_by_signal"] = sig;
     report.metrics()["step"] = step;
-    report.write(cfg.report);
+    if (lead) report.write(cfg.report);
     return 128 + sig;
   }
-  progress.finish("done");
+  if (lead) progress.finish("done");
   if (last_eval.empty()) {  // resumed a finished run: nothing trained now, evaluate what it holds
     auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
     last_eval = r.metrics;
-    std::printf("the run was already complete at step %lld; eval: %s, loss %.4f\n", (long long)step,
-                format_metrics(r.metrics).c_str(), r.loss);
+    say(lead, "the run was already complete at step %lld; eval: %s, loss %.4f\n", (long long)step,
+        format_metrics(r.metrics).c_str(), r.loss);
   }
 
   // DyLoRA: every rank from the one run.
   if (auto* dy = adapters::find_dylora(methods); dy && cfg.eval_all_ranks) {
-    std::printf("DyLoRA: dev %s at every rank\n", info.primary_metric.c_str());
+    say(lead, "DyLoRA: dev %s at every rank\n", info.primary_metric.c_str());
     for (int b = 1; b <= dy->r_max(); ++b) {
       dy->set_rank(b);
       auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
-      std::printf("  rank %d: %s\n", b, format_metrics(r.metrics).c_str());
+      say(lead, "  rank %d: %s\n", b, format_metrics(r.metrics).c_str());
       report.metrics()["dylora_rank_" + std::to_string(b)] = r.metrics;
     }
   }
 
-  std::printf("\n%s", core::memory_table().c_str());
+  say(lead, "\n%s", core::memory_table().c_str());
   report.set_config({{"ini", cfg.effective_ini}});
   report.metrics()["task"] = info.name;
   report.metrics()["method"] = cfg.method;
@@ -239,8 +297,15 @@ int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
   if (ckdir.best_metric()) report.metrics()["best_" + info.primary_metric] = *ckdir.best_metric();
   report.metrics()["loss_series"] = series["loss"];
   report.timings()["median_step_ms"] = median(step_ms);
-  report.write(cfg.report);
+  report.metrics()["data_parallel_ranks"] = dp.size();
+  report.metrics()["global_batch"] = global_batch;
+  report.metrics()["allreduce_bytes_per_step"] = dp.bytes_last_step();
+  report.metrics()["allreduce_buckets"] = dp.buckets();
+  report.timings()["median_allreduce_wait_ms"] = comm_ms.empty() ? 0.0 : median(comm_ms);
+  if (lead) report.write(cfg.report);
   return 0;
 }
+
+}  // namespace
 
 }  // namespace ladder::apps

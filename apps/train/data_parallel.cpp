@@ -1,0 +1,87 @@
+#include "apps/train/data_parallel.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "parallel/gradient_buckets.h"
+#include "parallel/launch_env.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/mpi_runtime.h"
+#include "parallel/process_grid.h"
+
+namespace ladder::apps {
+
+DataParallel::DataParallel(int tp) {
+  const parallel::LaunchEnv env = parallel::detect_launch_env();
+  local_size_ = std::max(1, env.local_size);
+  if (env.world_size <= 1) {
+    if (tp > 1) throw std::runtime_error("parallel.tp = " + std::to_string(tp) + " needs at least that many processes (start with mpirun -np or srun)");
+    return;
+  }
+  distributed_ = true;
+  mpi_ = std::make_unique<parallel::MpiRuntime>();
+  world_ = parallel::MpiCommunicator::world();
+  grid_ = std::make_unique<parallel::ProcessGrid>(*world_, tp);
+  if (grid_->tp() > 1)
+    throw std::runtime_error("parallel.tp = " + std::to_string(tp) +
+                             ": the trainer runs data parallelism only so far (tensor-parallel layers are not in "
+                             "`ladder train` yet); use parallel.tp = 1");
+  rank_ = grid_->dp_rank();
+  size_ = grid_->dp();
+}
+
+DataParallel::~DataParallel() = default;
+
+int DataParallel::run(const std::function<int()>& body) { return distributed_ ? parallel::run_or_abort(body) : body(); }
+
+std::vector<size_t> DataParallel::slice(size_t m, size_t micro) const {
+  std::vector<size_t> pos(micro);
+  const size_t base = m * size_t(size_) * micro;
+  for (size_t k = 0; k < micro; ++k) pos[k] = base + size_t(rank_) + k * size_t(size_);
+  return pos;
+}
+
+void DataParallel::attach(core::Backbone& backbone, double bucket_mb) {
+  if (!distributed_) return;
+  // Spans in the order backward finishes them: layers top-down, then everything that belongs to no layer
+  // (head, pooler, embeddings, rules shared by all layers), which is final only when backward returns.
+  const int L = backbone.config().layers;
+  std::vector<core::Parameter*> tr = backbone.params().trainable();
+  std::reverse(tr.begin(), tr.end());  // registration order reversed: contiguous buckets stay in place
+  std::stable_sort(tr.begin(), tr.end(), [&](core::Parameter* a, core::Parameter* b) {
+    const int la = backbone.layer_of(a->name), lb = backbone.layer_of(b->name);
+    return (la < 0 ? -1 : la) > (lb < 0 ? -1 : lb);
+  });
+  std::vector<parallel::GradSpan> spans;
+  spans_of_layer_.assign(size_t(L), {});
+  for (core::Parameter* p : tr) {
+    const int l = backbone.layer_of(p->name);
+    if (l >= 0 && l < L) spans_of_layer_[size_t(l)].push_back(spans.size());
+    spans.push_back({p->name, p->g(), size_t(p->grad.numel())});
+  }
+  buckets_ = std::make_unique<parallel::GradientBuckets>(grid_->dp_comm(), std::move(spans),
+                                                          size_t(bucket_mb * double(1 << 20)));
+  backbone.set_layer_backward_hook([this](int layer) {
+    if (!last_micro_ || layer < 0 || size_t(layer) >= spans_of_layer_.size()) return;
+    for (size_t s : spans_of_layer_[size_t(layer)]) buckets_->mark_ready(s);
+  });
+}
+
+void DataParallel::average_gradients() {
+  if (buckets_) buckets_->finish();
+}
+
+void DataParallel::broadcast_trainable(core::ParameterRegistry& params) {
+  if (!distributed_) return;
+  for (core::Parameter* p : params.trainable()) grid_->dp_comm().broadcast(p->w(), size_t(p->value.numel()), 0);
+}
+
+void DataParallel::sum(std::vector<double>& v) {
+  if (distributed_ && !v.empty()) grid_->dp_comm().all_reduce(v.data(), v.size(), parallel::ReduceOp::sum);
+}
+
+size_t DataParallel::bytes_last_step() const { return buckets_ ? buckets_->last_step().bytes_reduced : 0; }
+double DataParallel::wait_ms_last_step() const { return buckets_ ? buckets_->last_step().finish_ms : 0.0; }
+size_t DataParallel::buckets() const { return buckets_ ? buckets_->buckets().size() : 0; }
+
+}  // namespace ladder::apps

@@ -1,0 +1,77 @@
+#pragma once
+// The data-parallel side of `ladder train`. Started by a launcher with more than one process (mpirun -np N,
+// srun), it initialises MPI and the dp x tp grid and gives the trainer what it needs to run as one job:
+//   - which rows of each global batch this rank trains on (interleaved by length, so ranks pad alike);
+//   - averaging of the trainable gradients only, in buckets whose all-reduce starts while backward still
+//     runs the layers below (the backbone's layer hook marks a layer's gradients final);
+//   - the step's loss and token count summed over ranks, and a stop (signal) every rank agrees on;
+//   - run_or_abort: an exception on any rank ends the whole job with that rank's message.
+// With one process nothing here touches MPI and every call is local, so a plain run is unchanged.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/backbones/backbone.h"
+
+namespace ladder::parallel {
+class MpiRuntime;
+class MpiCommunicator;
+class ProcessGrid;
+class GradientBuckets;
+}  // namespace ladder::parallel
+
+namespace ladder::apps {
+
+class DataParallel {
+ public:
+  // Reads the launch environment; initialises MPI only when the world has more than one process.
+  // tp > 1 is refused (tensor parallelism is not in the trainer yet) with a message saying so.
+  explicit DataParallel(int tp);
+  ~DataParallel();
+
+  bool distributed() const { return distributed_; }
+  int rank() const { return rank_; }   // dp rank
+  int size() const { return size_; }   // dp size
+  bool lead() const { return rank_ == 0; }
+  int local_size() const { return local_size_; }
+
+  // Runs `body` so that an exception on this rank aborts every rank with its message (distributed), or
+  // just runs it (one process: the caller's error handling applies).
+  int run(const std::function<int()>& body);
+
+  // Positions in a global batch of size() * micro * accum sequences (sorted by length) that micro-batch m
+  // of this rank takes: m*size*micro + rank + k*size for k < micro.
+  std::vector<size_t> slice(size_t m, size_t micro) const;
+
+  // Gradient averaging for every trainable parameter of `backbone.params()` (after allocate_gradients).
+  // Installs the backbone's layer hook: on the step's last micro-batch (set_last_micro), a layer's
+  // gradients are handed to the all-reduce as soon as its backward is done.
+  void attach(core::Backbone& backbone, double bucket_mb);
+  void set_last_micro(bool last) { last_micro_ = last; }
+  // Starts what is left, waits for all; the gradients are then the average over ranks.
+  void average_gradients();
+  // Every rank gets rank 0's values of the trainable parameters (so replicas start identical).
+  void broadcast_trainable(core::ParameterRegistry& params);
+
+  // Sums v over ranks in place (one all-reduce).
+  void sum(std::vector<double>& v);
+
+  // Communication of the last step, for the report.
+  size_t bytes_last_step() const;
+  double wait_ms_last_step() const;
+  size_t buckets() const;
+
+ private:
+  bool distributed_ = false;
+  int rank_ = 0, size_ = 1, local_size_ = 1;
+  bool last_micro_ = true;
+  std::unique_ptr<parallel::MpiRuntime> mpi_;
+  std::unique_ptr<parallel::MpiCommunicator> world_;
+  std::unique_ptr<parallel::ProcessGrid> grid_;
+  std::unique_ptr<parallel::GradientBuckets> buckets_;
+  std::vector<std::vector<size_t>> spans_of_layer_;  // span indices per backbone layer
+};
+
+}  // namespace ladder::apps
