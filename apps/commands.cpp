@@ -26,6 +26,7 @@ const std::map<std::string, Command>& commands() {
       {"inspect", {inspect_command, "print a checkpoint: attributes, parameters with norms, optimizer state, metrics, config"}},
       {"eval", {eval_command, "evaluate a checkpoint on its task's dev split(s), DyLoRA at every rank, AdvGLUE drop"}},
       {"export", {export_command, "write a checkpoint as a PEFT LoRA adapter or a merged Hugging Face model directory"}},
+      {"cache", {cache_command, "run the frozen backbone once over a task's splits and store its hidden states in HDF5 (for LST)"}},
       {"train", {train_command, "fine-tune a backbone on a GLUE task with any parameter-efficient method (--config run.ini)"}},
   };
   return c;

@@ -17,5 +17,6 @@ int train_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
 int bench_comm_command(const std::vector<std::string>& args);
+int cache_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

@@ -73,10 +73,7 @@ nlohmann::json dump_logits(RunModel& m, const data::GlueSplit& split, const std:
     std::vector<size_t> idx;
     for (size_t i = s; i < std::min(split.size(), s + size_t(batch_size)); ++i) idx.push_back(i);
     data::pad_batch(batch, split.enc, idx, pad_id);
-    core::StepOptions opt;
-    opt.first_token_only = m.head->reads_first_token_only();
-    m.backbone->forward(batch.view(), opt);
-    const core::Tensor& logits = m.head->forward(batch.view(), opt);
+    const core::Tensor& logits = model_forward(m, batch.view(), core::StepOptions{});
     const float* lg = logits.data<float>();
     for (size_t b = 0; b < idx.size(); ++b) {
       const size_t i = idx[b];

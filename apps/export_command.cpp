@@ -268,6 +268,9 @@ int export_command(const std::vector<std::string>& args) {
     jm["rank"] = r_export;
     jm["target_modules"] = targets;
   } else {
+    if (rm.side)
+      throw std::runtime_error("--format merged: an LST side network is a second model beside the backbone and cannot be "
+                               "folded into its weights; use the checkpoint with ladder eval instead");
     for (auto& m : rm.methods) {
       if (!m->mergeable())
         throw std::runtime_error("--format merged: method '" + m->name() +

@@ -66,14 +66,41 @@ const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, con
     }
   } else {
     const Tensor& pooled = static_cast<core::BertModel&>(backbone_).pooled();
-    std::copy(pooled.data<float>(), pooled.data<float>() + size_t(B) * C, in);
-    if (opt.training && dropout_ > 0)
-      for (int r = 0; r < B; ++r)
-        core::dropout_forward(in + size_t(r) * C, in + size_t(r) * C, size_t(C), dropout_,
-                              core::derive_seed(opt.seed, kHeadDropoutSite), uint64_t(opt.samples.of(r)) * uint64_t(C));
+    return forward_on(pooled.data<float>(), b, opt);
   }
   linear_.forward(logits_.data<float>(), in, B);
   return logits_;
+}
+
+const Tensor& SequenceClassificationHead::forward_on(const float* features, const core::TokenBatch& b,
+                                                     const core::StepOptions& opt) {
+  batch_ = b;
+  opt_ = opt;
+  const int C = backbone_.config().hidden, B = b.B;
+  const MemCategory cat = opt.save_for_backward ? MemCategory::activations : MemCategory::workspace;
+  Tensor::ensure(in_, {B, C}, DType::f32, cat);
+  Tensor::ensure(logits_, {B, num_labels_}, DType::f32, cat);
+  float* in = in_.data<float>();
+  std::copy(features, features + size_t(B) * C, in);
+  if (opt.training && dropout_ > 0)
+    for (int r = 0; r < B; ++r)
+      core::dropout_forward(in + size_t(r) * C, in + size_t(r) * C, size_t(C), dropout_,
+                            core::derive_seed(opt.seed, kHeadDropoutSite), uint64_t(opt.samples.of(r)) * uint64_t(C));
+  linear_.forward(logits_.data<float>(), in, B);
+  return logits_;
+}
+
+void SequenceClassificationHead::backward_to(const int32_t* labels, const float* scores, float grad_scale,
+                                             float* d_features) {
+  const int B = batch_.B, C = backbone_.config().hidden;
+  Tensor::ensure(dlogits_, {B, num_labels_}, DType::f32, MemCategory::workspace);
+  if (regression()) core::mse_backward(dlogits_.data<float>(), logits_.data<float>(), scores, B, grad_scale);
+  else core::cross_entropy_backward(dlogits_.data<float>(), logits_.data<float>(), labels, B, num_labels_, -100, grad_scale);
+  linear_.backward(d_features, dlogits_.data<float>(), in_.data<float>(), B);
+  if (opt_.training && dropout_ > 0)
+    for (int r = 0; r < B; ++r)
+      core::dropout_backward(d_features + size_t(r) * C, d_features + size_t(r) * C, size_t(C), dropout_,
+                             core::derive_seed(opt_.seed, kHeadDropoutSite), uint64_t(opt_.samples.of(r)) * uint64_t(C));
 }
 
 float SequenceClassificationHead::loss(const int32_t* labels, const float* scores) const {

@@ -17,6 +17,11 @@ class SequenceClassificationHead {
 
   // After backbone.forward: logits [B, num_labels].
   const core::Tensor& forward(const core::TokenBatch& b, const core::StepOptions& opt);
+  // The same head on given features [B, d] instead of the backbone's pooled output (a side network's),
+  // with BERT's classifier dropout; backward_to then stops at the features.
+  const core::Tensor& forward_on(const float* features, const core::TokenBatch& b, const core::StepOptions& opt);
+  // d_features [B, d] OVERWRITTEN with dL/d(features) (times grad_scale); head gradients accumulate.
+  void backward_to(const int32_t* labels, const float* scores, float grad_scale, float* d_features);
   // Mean loss over the batch; labels for classification, scores for regression.
   float loss(const int32_t* labels, const float* scores) const;
   // Backward of that loss (times grad_scale) through the head and the backbone.

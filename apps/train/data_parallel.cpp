@@ -76,6 +76,10 @@ void DataParallel::broadcast_trainable(core::ParameterRegistry& params) {
   for (core::Parameter* p : params.trainable()) grid_->dp_comm().broadcast(p->w(), size_t(p->value.numel()), 0);
 }
 
+void DataParallel::barrier() {
+  if (distributed_) world_->barrier();
+}
+
 void DataParallel::sum(std::vector<double>& v) {
   if (distributed_ && !v.empty()) grid_->dp_comm().all_reduce(v.data(), v.size(), parallel::ReduceOp::sum);
 }

@@ -55,8 +55,13 @@ class DataParallel {
   // Every rank gets rank 0's values of the trainable parameters (so replicas start identical).
   void broadcast_trainable(core::ParameterRegistry& params);
 
+  // Waits for every rank (no-op with one process).
+  void barrier();
   // Sums v over ranks in place (one all-reduce).
   void sum(std::vector<double>& v);
+
+  // The world communicator (null with one process), e.g. for writers of shared files.
+  parallel::MpiCommunicator* world() const { return world_.get(); }
 
   // Communication of the last step, for the report.
   size_t bytes_last_step() const;

@@ -18,9 +18,60 @@ RunModel build_run_model(const TrainConfig& cfg) {
     throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
                              std::to_string(mc.max_positions) + " positions");
   m.head = std::make_unique<adapters::SequenceClassificationHead>(*m.backbone, info.num_labels, cfg.seed);
-  m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
+  if (cfg.method == "lst")
+    m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, cfg.lst);
+  else
+    m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
   m.backbone->params().allocate_gradients();
   return m;
+}
+
+const core::Tensor& model_forward(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt) {
+  if (!m.side) {
+    core::StepOptions o = opt;
+    o.first_token_only = m.head->reads_first_token_only();
+    m.backbone->forward(b, o);
+    return m.head->forward(b, o);
+  }
+  // The frozen backbone runs as in inference (no dropout, nothing saved): its taps are then a pure
+  // function of the input, which is also what an activation store holds.
+  core::StepOptions bo;
+  bo.keep_hidden_states = true;
+  bo.samples = opt.samples;
+  m.backbone->forward(b, bo);
+  std::vector<const float*> taps;
+  for (int t : m.side->taps()) taps.push_back(m.backbone->hidden_state(t).data<float>());
+  return model_forward_taps(m, b, opt, taps);
+}
+
+std::vector<int> cache_taps(const RunModel& m) {
+  if (m.side) return m.side->taps();
+  std::vector<int> all;
+  for (int i = 0; i <= m.backbone->config().layers; ++i) all.push_back(i);
+  return all;
+}
+
+const core::Tensor& model_forward_taps(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt,
+                                       const std::vector<const float*>& taps) {
+  if (!m.side) throw std::logic_error("model_forward_taps needs a side network (method lst)");
+  std::vector<int> rows;  // GPT-2: the last real token of each row; BERT: [CLS]
+  if (m.backbone->config().arch == core::Architecture::gpt2)
+    for (int r = 0; r < b.B; ++r) {
+      int t = b.T - 1;
+      if (b.attention_mask)
+        while (t > 0 && b.attention_mask[r * b.T + t] == 0.0f) --t;
+      rows.push_back(t);
+    }
+  const core::Tensor& features = m.side->forward(taps, b, opt, rows);
+  return m.head->forward_on(features.data<float>(), b, opt);
+}
+
+void model_backward(RunModel& m, const int32_t* labels, const float* scores, float grad_scale) {
+  if (!m.side) return m.head->backward(labels, scores, grad_scale);
+  const int B = int(m.head->logits().shape()[0]);
+  core::Tensor::ensure(m.d_features, {B, m.backbone->config().hidden}, core::DType::f32, core::MemCategory::workspace);
+  m.head->backward_to(labels, scores, grad_scale, m.d_features.data<float>());
+  m.side->backward(m.d_features.data<float>());
 }
 
 data::GlueSplit tokenize_for_run(const TrainConfig& cfg, const RunModel& m, data::GlueTask task,
@@ -77,10 +128,7 @@ EvalResult evaluate(RunModel& m, const data::GlueSplit& split, int batch_size, i
   for (size_t s = 0; s < order.size(); s += size_t(batch_size)) {
     std::vector<size_t> idx(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
     data::pad_batch(batch, split.enc, idx, pad_id);
-    core::StepOptions opt;
-    opt.first_token_only = head.reads_first_token_only();
-    m.backbone->forward(batch.view(), opt);
-    const core::Tensor& logits = head.forward(batch.view(), opt);
+    const core::Tensor& logits = model_forward(m, batch.view(), core::StepOptions{});
     labels.clear();
     scores.clear();
     for (size_t i : idx) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "adapters/heads/sequence_classification_head.h"
+#include "adapters/lst/side_network.h"
 #include "adapters/method.h"
 #include "apps/train/train_config.h"
 #include "core/backbones/backbone.h"
@@ -18,8 +19,23 @@ struct RunModel {
   std::unique_ptr<core::Backbone> backbone;
   std::unique_ptr<adapters::SequenceClassificationHead> head;
   std::vector<std::unique_ptr<adapters::Method>> methods;
+  std::unique_ptr<adapters::LstSideNetwork> side;  // method "lst": the backbone only feeds the side network
   data::GlueTask task;
+  core::Tensor d_features;                          // scratch for the side network's backward
 };
+
+// The run's forward: the backbone (with the pooler's first-token shortcut, or, with a side network,
+// without gradients and keeping its layer outputs as ladder taps), the side network when there is one,
+// and the head. Returns the logits [B, num_labels].
+const core::Tensor& model_forward(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt);
+// The side network and head on given taps (the backbone outputs side->taps() lists, e.g. read from an
+// activation store), without running the backbone.
+const core::Tensor& model_forward_taps(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt,
+                                       const std::vector<const float*>& taps);
+// The hidden-state indices a cache of this run holds: the side network's taps, or 0..L without one.
+std::vector<int> cache_taps(const RunModel& m);
+// Backward of the head's loss (times grad_scale) into whatever trains: head, side network or backbone.
+void model_backward(RunModel& m, const int32_t* labels, const float* scores, float grad_scale);
 
 // Loads the backbone, adds the head and the methods, allocates gradients.
 RunModel build_run_model(const TrainConfig& cfg);

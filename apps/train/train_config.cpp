@@ -42,7 +42,7 @@ std::string default_shared() {
 
 bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, const std::string* ini_text) {
   namespace po = boost::program_options;
-  std::string config_file, lora_targets, krona_targets, seed_s, report_cli;
+  std::string config_file, lora_targets, krona_targets, lst_layers, seed_s, report_cli;
   int threads_cli = 0;
   auto& m = c.method_opt;
   po::options_description generic("ladder train");
@@ -58,7 +58,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("task.max_length", po::value<int>(&c.max_length)->default_value(c.max_length), "tokens per example, special tokens included")
       ("task.max_train_examples", po::value<int>(&c.max_train_examples)->default_value(0), "use the first N training rows (0 = all)")
       ("task.max_eval_examples", po::value<int>(&c.max_eval_examples)->default_value(0), "evaluate on the first N dev rows (0 = all)")
-      ("method.name", po::value<std::string>(&c.method)->default_value(c.method), "full, bitfit, lora, dylora, houlsby, pfeiffer, compacter, compacter++, krona, krona_b, krona_b_res, prompt; combine with +")
+      ("method.name", po::value<std::string>(&c.method)->default_value(c.method), "full, bitfit, lora, dylora, houlsby, pfeiffer, compacter, compacter++, krona, krona_b, krona_b_res, prompt (combine with +), or lst (Ladder Side-Tuning)")
       ("method.lora_r", po::value<int>(&m.lora.r)->default_value(m.lora.r), "LoRA rank (DyLoRA: r_max)")
       ("method.lora_alpha", po::value<float>(&m.lora.alpha)->default_value(m.lora.alpha), "LoRA alpha (scale alpha/r)")
       ("method.lora_dropout", po::value<float>(&m.lora.dropout)->default_value(m.lora.dropout), "dropout on the LoRA input")
@@ -73,6 +73,10 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("method.krona_scale", po::value<float>(&m.krona_scale)->default_value(m.krona_scale), "KronA scale s")
       ("method.krona_targets", po::value<std::string>(&krona_targets)->default_value("query,value"), "KronA target Linears")
       ("method.prompt_tokens", po::value<int>(&m.prompt_tokens)->default_value(m.prompt_tokens), "prompt tuning: soft tokens")
+      ("method.lst_reduction", po::value<int>(&c.lst.reduction)->default_value(c.lst.reduction), "LST: side width = hidden / reduction (heads unchanged)")
+      ("method.lst_layers", po::value<std::string>(&lst_layers)->default_value(""), "LST: backbone layers with a side block and a ladder, e.g. 1,2,4,5 (empty = all)")
+      ("method.lst_gate_T", po::value<float>(&c.lst.gate_T)->default_value(c.lst.gate_T), "LST: gate temperature, g = sigmoid(alpha / T)")
+      ("method.lst_init", po::value<std::string>(&c.lst.init)->default_value(c.lst.init), "LST: side blocks from the pruned backbone by weight magnitude, or random")
       ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch and rank (a step: batch_size x grad_accum x ranks)")
       ("train.grad_accum", po::value<int>(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per optimizer step")
       ("train.epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "passes over the training set")
@@ -94,6 +98,9 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("checkpoint.resume", po::value<bool>(&c.resume)->default_value(c.resume), "resume from the run directory's latest checkpoint")
       ("parallel.tp", po::value<int>(&c.tp)->default_value(c.tp), "tensor-parallel size (world = dp x tp; ranks from mpirun/srun)")
       ("parallel.bucket_mb", po::value<double>(&c.bucket_mb)->default_value(c.bucket_mb), "data-parallel gradient all-reduce bucket size in MB")
+      ("cache.dir", po::value<std::string>(&c.cache_dir)->default_value(""), "activation store directory (train.h5, dev.h5); default runs/cache-<task>")
+      ("cache.dtype", po::value<std::string>(&c.cache_dtype)->default_value(c.cache_dtype), "hidden states in the store: f16, bf16 or f32")
+      ("cache.use", po::value<bool>(&c.cache_use)->default_value(c.cache_use), "LST: train from the activation store instead of running the backbone")
       ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
       ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");
   po::options_description all;
@@ -143,6 +150,26 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   c.out_dir = expand_user(c.out_dir);
   m.lora_targets = split_list(lora_targets);
   m.krona_targets = split_list(krona_targets);
+  c.lst.layers.clear();
+  for (const auto& v : split_list(lst_layers)) {
+    size_t used = 0;
+    int layer = -1;
+    try {
+      layer = std::stoi(v, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != v.size() || layer < 0) throw std::runtime_error("method.lst_layers: '" + v + "' is not a layer index");
+    c.lst.layers.push_back(layer);
+  }
+  c.lst.seed = c.seed;
+  if (c.cache_dir.empty()) c.cache_dir = "runs/cache-" + c.task;
+  if (c.cache_dtype != "f16" && c.cache_dtype != "bf16" && c.cache_dtype != "f32")
+    throw std::runtime_error("cache.dtype '" + c.cache_dtype + "': expected f16, bf16 or f32");
+  if (c.cache_use && c.method != "lst")
+    throw std::runtime_error("cache.use = true trains a Ladder Side-Tuning side network from stored activations; method.name is '" +
+                             c.method + "', not lst");
+  if (c.method != "lst" && c.method.find("lst") != std::string::npos)
+    throw std::runtime_error("method.name '" + c.method + "': lst (Ladder Side-Tuning) replaces the backbone's training and combines with no other method");
   try {
     c.seed = std::stoull(seed_s);
   } catch (const std::exception&) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/lst/side_network.h"
 #include "adapters/method.h"
 
 namespace ladder::apps {
@@ -22,6 +23,7 @@ struct TrainConfig {
   // [method]
   std::string method = "lora";
   adapters::MethodOptions method_opt;
+  adapters::LstOptions lst;  // method "lst": Ladder Side-Tuning
   // [train]
   int batch_size = 32;  // per rank and micro-batch: a step trains on batch_size x grad_accum x dp sequences
   int grad_accum = 1;
@@ -47,6 +49,10 @@ struct TrainConfig {
   // [parallel] (the process count comes from the launcher: mpirun -np N, srun)
   int tp = 1;               // tensor-parallel group size; data parallelism takes the rest of the world
   double bucket_mb = 4.0;   // gradient all-reduce bucket size (this VM's MPI slows above ~16 MB per call)
+  // [cache] (activation store: `ladder cache` writes it, `ladder train` reads it with cache.use)
+  std::string cache_dir;         // default runs/cache-<task>
+  std::string cache_dtype = "f16";
+  bool cache_use = false;        // train the LST side network from the store, without the backbone
   // [log]
   int log_every = 20;
   std::string report;

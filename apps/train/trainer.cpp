@@ -1,5 +1,6 @@
 #include "apps/train/trainer.h"
 
+#include "apps/train/activation_cache.h"
 #include "apps/train/data_parallel.h"
 #include "apps/train/run_model.h"
 
@@ -57,6 +58,11 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
 }  // namespace
 
 int run_training(const TrainConfig& cfg, const std::vector<std::string>& argv) {
+  // Handlers first: a preemption signal while the model loads must also end in a checkpoint-or-nothing
+  // stop with 128 + signal, not in the default action.
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
   DataParallel dp(cfg.tp);
   return dp.run([&] { return train(cfg, argv, dp); });
 }
@@ -81,15 +87,32 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   auto tok = data::TextEncoder::for_model(cfg.model_dir, model->config().arch);
   const auto t_data = std::chrono::steady_clock::now();
   data::GlueSplit train, dev;
-  load_glue_splits(cfg, rm, true, train, dev);
+  // cache.use: the LST side network trains from activation stores; the backbone's weights are released
+  // (after the side network took its pruned initialisation from them) and never run.
+  std::unique_ptr<data::ActivationStoreReader> train_store, dev_store;
+  std::vector<int64_t> store_layers;
+  std::vector<int64_t> train_lengths;
+  if (cfg.cache_use) {
+    train_store = std::make_unique<data::ActivationStoreReader>(store_path(cfg, "train"));
+    dev_store = std::make_unique<data::ActivationStoreReader>(store_path(cfg, "dev"));
+    train_store->check_matches(store_expectation(cfg, rm, "train"));
+    dev_store->check_matches(store_expectation(cfg, rm, "dev"));
+    for (int t : rm.side->taps()) store_layers.push_back(t);
+    train_lengths = train_store->row_lengths();
+    params.release_frozen_values();
+  } else {
+    load_glue_splits(cfg, rm, true, train, dev);
+    train_lengths = train.lengths();
+  }
+  const size_t n_train_rows = train_lengths.size(), n_dev_rows = cfg.cache_use ? dev_store->num_rows() : dev.size();
   const double data_s = seconds_since(t_data);
   // One sampler batch is one step's global batch, the same at every layout; each rank trains on its
   // interleaved slice of it (DataParallel::slice). The epoch's last partial global batch is dropped.
   const int64_t global_batch = int64_t(cfg.batch_size) * cfg.grad_accum * dp.size();
-  if (int64_t(train.size()) < global_batch)
-    throw std::runtime_error("the training set has " + std::to_string(train.size()) + " examples, fewer than one global batch of " +
+  if (int64_t(n_train_rows) < global_batch)
+    throw std::runtime_error("the training set has " + std::to_string(n_train_rows) + " examples, fewer than one global batch of " +
                              std::to_string(global_batch) + " (train.batch_size x train.grad_accum x " + std::to_string(dp.size()) + " ranks)");
-  data::BucketSampler sampler(train.lengths(), global_batch, cfg.seed, /*drop_last=*/true);
+  data::BucketSampler sampler(train_lengths, global_batch, cfg.seed, /*drop_last=*/true);
   sampler.set_epoch(0);
   const int64_t per_epoch = std::max<int64_t>(1, sampler.batches_per_epoch());
   const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : per_epoch * cfg.epochs;
@@ -102,7 +125,10 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   core::LrSchedule schedule(core::parse_schedule_kind(cfg.schedule), cfg.lr, warmup, total_steps);
 
   say(lead, "ladder train: %s on %s (%zu train / %zu dev examples, max length %d, read+tokenized in %.1fs)\n",
-      cfg.model_dir.c_str(), info.name.c_str(), train.size(), dev.size(), cfg.max_length, data_s);
+      cfg.model_dir.c_str(), info.name.c_str(), n_train_rows, n_dev_rows, cfg.max_length, data_s);
+  if (cfg.cache_use)
+    say(lead, "training from the activation stores %s and %s (the backbone does not run)\n", train_store->path().c_str(),
+        dev_store->path().c_str());
   say(lead, "method %s: %zu trainable of %zu parameters (%.3f%%); %lld steps of %d x %d x %d ranks = %lld sequences, lr %g (%s, %lld warmup), %d threads per rank\n",
       cfg.method.c_str(), n_train, n_total, 100.0 * double(n_train) / double(n_total), (long long)total_steps,
       cfg.batch_size, cfg.grad_accum, dp.size(), (long long)global_batch, cfg.lr, cfg.schedule.c_str(), (long long)warmup,
@@ -162,10 +188,6 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     return ckdir.save(ck, metric);
   };
 
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGUSR1, on_stop_signal);
-
   data::PaddedBatch batch;
   std::vector<int64_t> ids;
   std::vector<size_t> rows;
@@ -174,11 +196,20 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   std::vector<int64_t> sample_ids;
   std::vector<double> step_ms, comm_ms;
   int stop_sig = 0;
+  const int32_t pad = tok.pad_id();
+  std::unique_ptr<data::PrefetchingReader> prefetch;
+  int64_t prefetch_epoch = -1;
+  // HDF5 is not thread-safe here: other HDF5 work (checkpoints, the dev store) waits for the prefetcher.
+  auto hold_hdf5 = [&] { return prefetch ? prefetch->hold_hdf5() : std::unique_lock<std::mutex>(); };
+  auto run_eval = [&] {
+    if (!dev_store) return evaluate(rm, dev, cfg.eval_batch_size, pad);
+    auto hold = hold_hdf5();
+    return evaluate_from_store(rm, *dev_store, task, cfg.eval_batch_size);
+  };
   Progress progress("train", uint64_t(total_steps), "steps", 30.0, /*redraw=*/!dp.distributed());
   double window_loss = 0, window_tokens = 0, window_s = 0;
   int window_n = 0;
   std::map<std::string, double> last_eval;
-  const int32_t pad = tok.pad_id();
 
   while (step < total_steps) {
     if (stop_sig || (!dp.distributed() && g_stop_signal)) break;
@@ -188,6 +219,19 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     double step_loss = 0;
     long tokens = 0;
     while (!sampler.next(ids)) sampler.set_epoch(sampler.state().epoch + 1);
+    if (train_store && (!prefetch || prefetch_epoch != sampler.state().epoch)) {
+      // This rank's micro-batches from here to the epoch's end, read ahead on a background thread.
+      prefetch.reset();
+      const auto gbs = sampler.epoch_batches(sampler.state().epoch);
+      std::vector<std::vector<uint64_t>> plan;
+      for (size_t g = size_t(sampler.state().position - 1); g < gbs.size(); ++g)
+        for (int m = 0; m < cfg.grad_accum; ++m) {
+          plan.emplace_back();
+          for (size_t p : dp.slice(size_t(m), size_t(cfg.batch_size))) plan.back().push_back(uint64_t(gbs[g][p]));
+        }
+      prefetch = std::make_unique<data::PrefetchingReader>(*train_store, std::move(plan), store_layers, 2);
+      prefetch_epoch = sampler.state().epoch;
+    }
     for (int micro = 0; micro < cfg.grad_accum; ++micro) {
       rows.clear();
       sample_ids.clear();
@@ -196,24 +240,37 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
         sample_ids.push_back(ids[p]);  // dropout masks follow the example, whatever rank trains it
       }
       dp.set_last_micro(micro == cfg.grad_accum - 1);
-      data::pad_batch(batch, train.enc, rows, pad);
-      labels.clear();
-      scores.clear();
-      for (size_t i : rows) {
-        labels.push_back(train.labels[i]);
-        scores.push_back(train.scores[i]);
-      }
       core::StepOptions so;
       so.save_for_backward = true;
       so.training = true;
       so.seed = core::derive_seed(cfg.seed, uint64_t(step));
       so.samples.ids = sample_ids.data();
-      so.first_token_only = head.reads_first_token_only();
-      model->forward(batch.view(), so);
-      head.forward(batch.view(), so);
-      step_loss += head.loss(labels.data(), scores.data()) / double(cfg.grad_accum);
-      head.backward(labels.data(), scores.data(), 1.0f / float(cfg.grad_accum));
-      tokens += batch.real_tokens();
+      std::optional<data::StoreBatch> sb;  // its hidden states are the side network's taps until backward is done
+      if (train_store) {
+        sb = prefetch->next();
+        if (!sb || sb->rows.size() != rows.size() || !std::equal(rows.begin(), rows.end(), sb->rows.begin()))
+          throw std::logic_error("activation store prefetch is out of step with the sampler");
+        std::vector<const float*> taps;
+        for (const auto& h : sb->hidden) taps.push_back(h.data());
+        model_forward_taps(rm, sb->tokens.view(), so, taps);
+        labels = std::move(sb->labels);
+        scores = std::move(sb->scores);
+        tokens += sb->tokens.real_tokens();
+      } else {
+        data::pad_batch(batch, train.enc, rows, pad);
+        labels.clear();
+        scores.clear();
+        for (size_t i : rows) {
+          labels.push_back(train.labels[i]);
+          scores.push_back(train.scores[i]);
+        }
+        model_forward(rm, batch.view(), so);
+        tokens += batch.real_tokens();
+      }
+      const int32_t* lp = labels.empty() ? nullptr : labels.data();
+      const float* sp = scores.empty() ? nullptr : scores.data();
+      step_loss += head.loss(lp, sp) / double(cfg.grad_accum);
+      model_backward(rm, lp, sp, 1.0f / float(cfg.grad_accum));
     }
     dp.average_gradients();
     // Loss and tokens over the global batch, and a stop every rank agrees on (a signal may reach the
@@ -248,7 +305,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     if (eval_now) {
       // DyLoRA evaluates (and selects its best checkpoint) at r_max, not at the rank the step drew.
       if (auto* dy = adapters::find_dylora(methods)) dy->set_rank(dy->r_max());
-      auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
+      auto r = run_eval();
       last_eval = r.metrics;
       metric = r.metrics.at(info.primary_metric);
       for (auto& [k, v] : r.metrics) series["eval_" + k].push_back(v);
@@ -256,20 +313,29 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
       series["eval_step"].push_back(double(step));
       say(lead, "eval at step %lld: %s, loss %.4f\n", (long long)step, format_metrics(r.metrics).c_str(), r.loss);
     }
-    if (eval_now || (cfg.save_every > 0 && step % cfg.save_every == 0)) save(metric);
+    if (eval_now || (cfg.save_every > 0 && step % cfg.save_every == 0)) {
+      auto hold = hold_hdf5();
+      save(metric);
+    }
   }
   if (const int sig = dp.distributed() ? stop_sig : int(g_stop_signal)) {
-    const std::string path = save(std::nullopt);
+    const std::string path = [&] {
+      auto hold = hold_hdf5();
+      return save(std::nullopt);
+    }();
     say(lead, "stopped by signal %d at step %lld; checkpoint %s; rerun the same command to resume\n", sig,
         (long long)step, path.c_str());
     report.metrics()["stopped_by_signal"] = sig;
     report.metrics()["step"] = step;
     if (lead) report.write(cfg.report);
+    // No rank leaves before the lead rank's checkpoint is on disk: a launcher that kills the job when the
+    // first rank exits (srun --kill-on-bad-exit) must not cut the write short.
+    dp.barrier();
     return 128 + sig;
   }
   if (lead) progress.finish("done");
   if (last_eval.empty()) {  // resumed a finished run: nothing trained now, evaluate what it holds
-    auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
+    auto r = run_eval();
     last_eval = r.metrics;
     say(lead, "the run was already complete at step %lld; eval: %s, loss %.4f\n", (long long)step,
         format_metrics(r.metrics).c_str(), r.loss);
@@ -280,7 +346,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     say(lead, "DyLoRA: dev %s at every rank\n", info.primary_metric.c_str());
     for (int b = 1; b <= dy->r_max(); ++b) {
       dy->set_rank(b);
-      auto r = evaluate(rm, dev, cfg.eval_batch_size, pad);
+      auto r = run_eval();
       say(lead, "  rank %d: %s\n", b, format_metrics(r.metrics).c_str());
       report.metrics()["dylora_rank_" + std::to_string(b)] = r.metrics;
     }

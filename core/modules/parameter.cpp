@@ -69,4 +69,9 @@ size_t ParameterRegistry::count(bool trainable_only) const {
   return n;
 }
 
+void ParameterRegistry::release_frozen_values() {
+  for (auto& p : params_)
+    if (!p->trainable) p->value = Tensor();
+}
+
 }  // namespace ladder::core

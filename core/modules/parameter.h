@@ -47,6 +47,10 @@ class ParameterRegistry {
   const Tensor& gradient_buffer() const { return grad_buffer_; }
 
   size_t count(bool trainable_only) const;  // number of scalar parameters
+  // Releases the values of every frozen parameter (their memory maps close when nothing else holds them),
+  // for runs that no longer need the frozen model (a side network trained from an activation store).
+  // Shapes are forgotten too; touching a released parameter afterwards is a bug.
+  void release_frozen_values();
 
  private:
   std::vector<std::unique_ptr<Parameter>> params_;

@@ -230,4 +230,14 @@ std::optional<StoreBatch> PrefetchingReader::next() {
 
 std::unique_lock<std::mutex> PrefetchingReader::hold_hdf5() { return std::unique_lock<std::mutex>(io_mu_); }
 
+std::vector<int64_t> ActivationStoreReader::row_lengths() const {
+  const uint64_t N = num_rows(), T = uint64_t(id_.max_len);
+  std::vector<int8_t> mask(size_t(N * T));
+  if (N) files_->attention_mask.read_all(mask.data());
+  std::vector<int64_t> len(size_t(N), 0);
+  for (uint64_t r = 0; r < N; ++r)
+    for (uint64_t t = 0; t < T; ++t) len[size_t(r)] += mask[size_t(r * T + t)] != 0;
+  return len;
+}
+
 }  // namespace ladder::data

@@ -57,6 +57,8 @@ class ActivationStoreReader {
   // store's order); a layer the store lacks is an error. Reads only the first T columns, T being the longest
   // real row among them.
   StoreBatch read_batch(const std::vector<uint64_t>& rows, const std::vector<int64_t>& layers = {}) const;
+  // Real tokens per row (the attention mask summed), for length-bucketed sampling; reads only the mask.
+  std::vector<int64_t> row_lengths() const;
 
  private:
   struct Files;

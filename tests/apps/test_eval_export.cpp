@@ -448,3 +448,76 @@ TEST(ExportCommand, ClearErrors) {
 }
 
 }  // namespace
+
+// Ladder Side-Tuning end to end: only the side network and the head train (the checkpoint holds nothing
+// of the backbone), `ladder eval` reproduces the training's final evaluation, and a merged export is
+// refused with the reason.
+TEST(EvalCommand, LstTrainsOnlyTheSideNetworkAndEvaluates) {
+  const std::string run = setup().train("lst_run", "lst", 12, {"--method.lst_layers", "1"});
+  const json train_report = read_json(run + "/report.json");
+  const core::CheckpointData ck = core::read_checkpoint(run + "/checkpoints/best.h5");
+  size_t side = 0;
+  for (const auto& [name, t] : ck.params) {
+    const bool ok = name.rfind("side.", 0) == 0 || name.rfind("classifier.", 0) == 0;
+    EXPECT_TRUE(ok) << name;
+    side += name.rfind("side.layer.", 0) == 0;
+  }
+  EXPECT_GT(side, 0u);
+  EXPECT_NE(std::find_if(ck.params.begin(), ck.params.end(), [](auto& p) { return p.first == "side.layer.1.output.dense.weight"; }),
+            ck.params.end());
+  EXPECT_EQ(std::find_if(ck.params.begin(), ck.params.end(), [](auto& p) { return p.first == "side.layer.0.output.dense.weight"; }),
+            ck.params.end());
+  const std::string rep = setup().root + "/lst_eval.json";
+  ASSERT_EQ(run_quiet([&] { return apps::eval_command({"--checkpoint", run, "--report", rep, "--threads", "2"}); }), 0);
+  EXPECT_DOUBLE_EQ(read_json(rep)["metrics"]["dev"]["accuracy"].get<double>(),
+                   train_report["metrics"]["final_eval"]["accuracy"].get<double>());
+  EXPECT_NE(error_of([&] {
+              run_quiet([&] {
+                return apps::export_command({"--checkpoint", run, "--format", "merged", "--output", setup().root + "/lst_merged"});
+              });
+            }).find("side network"),
+            std::string::npos);
+}
+
+// The activation store: `ladder cache` writes the backbone's taps once, and `ladder train --cache.use true`
+// trains the LST side network from them without running the backbone, with the same losses and
+// parameters as the online run (f32 store: equal up to summation order); a store that does not match the
+// config is refused, naming the field.
+TEST(EvalCommand, LstFromTheActivationStoreEqualsOnlineTraining) {
+  const auto& s = setup();
+  const std::string cache = s.root + "/lst_cache";
+  const std::vector<std::string> base = {"--model.dir", s.model, "--task.name", "sst2", "--task.data_dir", s.data,
+                                         "--task.max_length", "16", "--method.name", "lst", "--train.batch_size", "8",
+                                         "--train.threads", "2", "--log.every", "1000",
+                                         "--cache.dir", cache, "--cache.dtype", "f32"};
+  std::vector<std::string> cache_args = base;
+  cache_args.insert(cache_args.end(), {"--checkpoint.dir", s.root + "/lst_cache_run"});
+  ASSERT_EQ(run_quiet([&] { return apps::cache_command(cache_args); }), 0);
+  ASSERT_TRUE(std::filesystem::exists(cache + "/train.h5"));
+  ASSERT_TRUE(std::filesystem::exists(cache + "/dev.h5"));
+  const std::string online = s.train("lst_online", "lst", 8);
+  const std::string stored = s.train("lst_stored", "lst", 8, {"--cache.dir", cache, "--cache.use", "true"});
+  const auto a = core::read_checkpoint(online + "/checkpoints/best.h5");
+  const auto b = core::read_checkpoint(stored + "/checkpoints/best.h5");
+  ASSERT_EQ(a.metrics.at("loss").size(), 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(a.metrics.at("loss")[i], b.metrics.at("loss")[i], 1e-5) << "step " << i + 1;
+  ASSERT_EQ(a.params.size(), b.params.size());
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    const auto x = a.params[i].second.to_floats(), y = b.params[i].second.to_floats();
+    for (size_t k = 0; k < x.size(); ++k) ASSERT_NEAR(x[k], y[k], 1e-5) << a.params[i].first << "[" << k << "]";
+  }
+  const json r = read_json(stored + "/report.json");
+  EXPECT_DOUBLE_EQ(r["metrics"]["final_eval"]["accuracy"].get<double>(),
+                   read_json(online + "/report.json")["metrics"]["final_eval"]["accuracy"].get<double>());
+  // A store cached at max length 16 does not serve a run at 12; a LoRA run cannot train from a store.
+  const std::string err = error_of([&] {
+    run_quiet([&] { return apps::train_command({"--model.dir", s.model, "--task.name", "sst2", "--task.data_dir", s.data,
+                                                 "--task.max_length", "12", "--method.name", "lst", "--cache.dir", cache,
+                                                 "--cache.use", "true", "--checkpoint.dir", s.root + "/lst_bad"}); });
+  });
+  EXPECT_NE(err.find("max_length 16"), std::string::npos) << err;
+  EXPECT_NE(error_of([&] {
+              run_quiet([&] { return apps::train_command({"--model.dir", s.model, "--method.name", "lora", "--cache.use", "true"}); });
+            }).find("not lst"),
+            std::string::npos);
+}

@@ -1,0 +1,77 @@
+#pragma once
+// Ladder Side-Tuning's side network for a BERT or GPT-2 backbone (METHODS.md §1.1), beside a frozen
+// backbone that runs without gradients. With c = d/r (heads unchanged) and kept layers K ⊆ {0..L-1}:
+//   s = first_down(h_0)                                  h_i = output of backbone layer i (h_0: embeddings)
+//   for i in K:  g_i = sigmoid(alpha_i / T)
+//                s = g_i * s + (1 - g_i) * down_i(h_{i+1})     (the ladder from backbone layer i)
+//                s = side_block_i(s)                           (a post-LN BERT layer of width c, FFN F/r)
+//   features = up(s[first token])  (BERT: [CLS]; GPT-2 uses the last real token)  -> the task head
+// alpha_i starts at 0 (g = 1/2), T = 0.1; there is one alpha per backbone layer, dropped ones included, as in
+// LST's code. Side blocks start from the structurally pruned backbone (magnitude or Fisher importance,
+// adapters/lst/side_init.h) or at random (N(0, 0.02), LayerNorm 1/0); ladders, first_down and up use
+// PyTorch's default Linear init. Parameters are registered trainable in the backbone's registry under
+// "side.*", so the optimizer, checkpoints and data parallelism treat them like any other.
+// Backward never enters the backbone: it needs only the taps h_i (inputs of the ladders) and the side
+// network's own activations.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "adapters/lst/side_init.h"
+#include "core/backbones/backbone.h"
+#include "core/modules/backward_workspace.h"
+#include "core/modules/bert_layer.h"
+
+namespace ladder::adapters {
+
+struct LstOptions {
+  int reduction = 8;            // side width d / r
+  std::vector<int> layers;      // backbone layers that get a side block and a ladder (empty = all)
+  float gate_T = 0.1f;
+  std::string init = "magnitude";  // magnitude | fisher | random (fisher needs `importance`)
+  uint64_t seed = 42;
+};
+
+class LstSideNetwork {
+ public:
+  // importance: Fisher estimates by backbone parameter name for init = fisher (see side_init.h).
+  LstSideNetwork(core::Backbone& backbone, const LstOptions& opt, const ImportanceMap& importance = {});
+
+  // The backbone layer outputs the side network reads: indices into hidden_state(0..L).
+  std::vector<int> taps() const;
+  // taps[j] = hidden state taps()[j] of the backbone, each [B*T, d]. Returns the features [B, d] for the
+  // head: up(s) at the first token of each row (BERT) or at `feature_rows[b]` (GPT-2: last real token).
+  const core::Tensor& forward(const std::vector<const float*>& taps, const core::TokenBatch& b,
+                              const core::StepOptions& opt, const std::vector<int>& feature_rows = {});
+  // d_features [B, d]; accumulates every side parameter's gradient. Needs a forward with save_for_backward
+  // and the same taps still valid.
+  void backward(const float* d_features);
+
+  int width() const { return c_; }
+  const std::vector<int>& kept_layers() const { return kept_; }
+  float gate(int layer) const;  // sigmoid(alpha_layer / T)
+
+ private:
+  core::Backbone& backbone_;
+  LstOptions opt_;
+  int C_ = 0, c_ = 0, L_ = 0;
+  std::vector<int> kept_;
+  core::Linear first_down_, up_;
+  std::vector<core::Linear> downs_;      // per kept layer
+  std::vector<core::BertLayer> blocks_;  // per kept layer
+  core::Parameter* alpha_ = nullptr;     // [L]
+  // forward state
+  std::vector<const float*> taps_;
+  core::TokenBatch batch_{};
+  core::StepOptions sopt_;
+  std::vector<int> feature_rows_;
+  bool first_token_ = true;
+  std::vector<core::Tensor> prev_, mixed_, ladder_;  // per kept layer: block input before mixing, after, down(h)
+  core::Tensor s0_, last_, last_rows_, features_;
+  std::vector<core::BertLayer::Buffers> bufs_;
+  core::BertLayer::Buffers scratch_;
+  core::BackwardWorkspace ws_;
+  core::Tensor d_a_, d_b_, d_rows_, d_tmp_;
+};
+
+}  // namespace ladder::adapters
