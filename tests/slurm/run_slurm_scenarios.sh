@@ -398,16 +398,14 @@ scenario6() {
 scenario2() { preempt 2 USR1 --batch; }   # what #SBATCH --signal=B:USR1@N sends before the time limit
 scenario5() { preempt 5 TERM ""; }        # SIGTERM to the ranks, as a preemption's GraceTime sends it
 
-# TODO(ladder cache): the issue's scenario 3 is cache-then-train. When `ladder cache` and the `lst` method
-# are in the build, set the default below to 1 (after one run with LADDER_SLURM_CACHE_CHAIN=1 passes):
-# scenario 3 then submits slurm/cache_then_train.sh with an LST config (ladder cache, then ladder train
-# --cache.use true, chained with afterok) instead of fine-tuning then eval.sbatch.
-CACHE_CHAIN=${LADDER_SLURM_CACHE_CHAIN:-0}
+# Scenario 3 is the cache-then-train: slurm/cache_then_train.sh with an LST config (ladder cache,
+# then ladder train --cache.use true, chained with afterok). LADDER_SLURM_CACHE_CHAIN=0 runs the older
+# chained pair instead (fine-tuning, then eval.sbatch).
+CACHE_CHAIN=${LADDER_SLURM_CACHE_CHAIN:-1}
 scenario3() {
   local has_cache=0
   "$LADDER" cache --help >/dev/null 2>&1 && "$LADDER" train --help 2>/dev/null | grep -qw lst && has_cache=1
   ((has_cache || !CACHE_CHAIN)) || fail "LADDER_SLURM_CACHE_CHAIN=1 but this ladder has no \`cache\` command or no lst method"
-  ((has_cache && !CACHE_CHAIN)) && say "NOTE: this ladder has \`cache\`: switch scenario 3 to cache_then_train.sh (TODO above)"
   if ((CACHE_CHAIN)); then
     say "scenario 3: slurm/cache_then_train.sh (cache job, then the training job with --dependency=afterok)"
     sed -e 's/^name = lora$/name = lst/' -e '/^lora_/d' tiny.ini >tiny_lst.ini

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# bench_lst_store.sh: Ladder Side-Tuning on SST-2 (all-MiniLM-L6-v2, batch 32, max length 64) for one epoch
+# over the first N training sentences, online (the backbone runs every step) and from the activation store
+# (`ladder cache` once, then `ladder train --cache.use true`): the cost of writing the store, epoch time and
+# memory both ways, and the dev accuracy of each.
+#   N=8000 THREADS=2 bash scripts/bench_lst_store.sh
+# Results: runs/lst_store/summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${N:-8000}"
+THREADS="${THREADS:-2}"
+BUILD_DIR="${LADDER_BUILD_DIR:-build}"
+MODEL=$(bash scripts/fetch_minilm.sh | tail -n1)
+OUT=runs/lst_store
+rm -rf "$OUT"
+mkdir -p "$OUT"
+common=(--config examples/sst2_lst.ini --model.dir "$MODEL" --task.max_train_examples "$N" --train.epochs 1
+        --train.threads "$THREADS" --eval.every 0 --checkpoint.resume false --cache.dir "$OUT/cache")
+echo "== cache" >&2
+"$BUILD_DIR/ladder" cache "${common[@]}" --checkpoint.dir "$OUT/cache_run" --log.report "$OUT/cache.json" > "$OUT/cache.log" 2>&1
+echo "== online" >&2
+"$BUILD_DIR/ladder" train "${common[@]}" --checkpoint.dir "$OUT/online" > "$OUT/online.log" 2>&1
+echo "== from the store" >&2
+"$BUILD_DIR/ladder" train "${common[@]}" --checkpoint.dir "$OUT/stored" --cache.use true > "$OUT/stored.log" 2>&1
+python3 - "$N" <<'PY'
+import json, sys
+n = sys.argv[1]
+c = json.load(open("runs/lst_store/cache.json"))
+on = json.load(open("runs/lst_store/online/report.json")); st = json.load(open("runs/lst_store/stored/report.json"))
+mib = lambda b: b / 2**20
+def row(name, r):
+    steps = r["metrics"]["steps"]; loop = r["timings"]["median_step_ms"]
+    mem = {x["category"]: x["peak_bytes"] for x in r["memory"] if x["device"] == "cpu"}
+    return (f"| {name} | {steps} | {r['timings']['wall_s']:.1f} s | {loop:.1f} ms | {mib(r['memory_peak_total_bytes']):.1f} | "
+            f"{mib(mem.get('frozen weights', 0)):.1f} | {mib(r['peak_rss_bytes']):.1f} | {100*r['metrics']['final_eval']['accuracy']:.2f}% |")
+out = [f"LST, SST-2 first {n} training sentences, one epoch, batch 32, max length 64, f16 store\n",
+       f"store: train {c['metrics']['train']['rows']} rows in {c['metrics']['train']['seconds']:.1f} s, "
+       f"{c['metrics']['train']['bytes']/2**30:.2f} GiB on disk; dev {c['metrics']['dev']['rows']} rows, {c['metrics']['dev']['bytes']/2**20:.0f} MiB\n",
+       "| run | steps | wall (load + epoch + eval) | median step | tracked peak MiB | of which frozen weights | peak RSS MiB | dev acc |",
+       "|---|---|---|---|---|---|---|---|", row("online", on), row("from the store", st),
+       f"\nmedian step online / from the store: {on['timings']['median_step_ms'] / st['timings']['median_step_ms']:.1f}x"]
+open("runs/lst_store/summary.md", "w").write("\n".join(out) + "\n")
+print("\n".join(out))
+PY
