@@ -404,7 +404,10 @@ scenario5() { preempt 5 TERM ""; }        # SIGTERM to the ranks, as a preemptio
 CACHE_CHAIN=${LADDER_SLURM_CACHE_CHAIN:-1}
 scenario3() {
   local has_cache=0
-  "$LADDER" cache --help >/dev/null 2>&1 && "$LADDER" train --help 2>/dev/null | grep -qw lst && has_cache=1
+  # (captured first: `ladder ... | grep -q` would SIGPIPE ladder, which pipefail reports as a failure)
+  local train_help
+  train_help=$("$LADDER" train --help 2>/dev/null || true)
+  "$LADDER" cache --help >/dev/null 2>&1 && grep -qw lst <<<"$train_help" && has_cache=1
   ((has_cache || !CACHE_CHAIN)) || fail "LADDER_SLURM_CACHE_CHAIN=1 but this ladder has no \`cache\` command or no lst method"
   if ((CACHE_CHAIN)); then
     say "scenario 3: slurm/cache_then_train.sh (cache job, then the training job with --dependency=afterok)"
