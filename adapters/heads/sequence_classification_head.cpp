@@ -46,6 +46,7 @@ SequenceClassificationHead::SequenceClassificationHead(core::Backbone& backbone,
 }
 
 const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, const core::StepOptions& opt) {
+  if (!gpt2_) return forward_on(static_cast<core::BertModel&>(backbone_).pooled().data<float>(), b, opt);
   batch_ = b;
   opt_ = opt;
   const int C = backbone_.config().hidden, B = b.B;
@@ -53,20 +54,15 @@ const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, con
   Tensor::ensure(in_, {B, C}, DType::f32, cat);
   Tensor::ensure(logits_, {B, num_labels_}, DType::f32, cat);
   float* in = in_.data<float>();
-  if (gpt2_) {
-    // the last real token of each row (right padding), as HF finds it from the pad token
-    last_token_.assign(size_t(B), b.T - 1);
-    const float* last = backbone_.last_hidden().data<float>();
-    for (int r = 0; r < B; ++r) {
-      int t = b.T - 1;
-      if (b.attention_mask)
-        while (t > 0 && b.attention_mask[r * b.T + t] == 0.0f) --t;
-      last_token_[size_t(r)] = t;
-      std::copy(last + (size_t(r) * b.T + t) * C, last + (size_t(r) * b.T + t + 1) * C, in + size_t(r) * C);
-    }
-  } else {
-    const Tensor& pooled = static_cast<core::BertModel&>(backbone_).pooled();
-    return forward_on(pooled.data<float>(), b, opt);
+  // GPT-2: the last real token of each row (right padding), as HF finds it from the pad token
+  last_token_.assign(size_t(B), b.T - 1);
+  const float* last = backbone_.last_hidden().data<float>();
+  for (int r = 0; r < B; ++r) {
+    int t = b.T - 1;
+    if (b.attention_mask)
+      while (t > 0 && b.attention_mask[r * b.T + t] == 0.0f) --t;
+    last_token_[size_t(r)] = t;
+    std::copy(last + (size_t(r) * b.T + t) * C, last + (size_t(r) * b.T + t + 1) * C, in + size_t(r) * C);
   }
   linear_.forward(logits_.data<float>(), in, B);
   return logits_;
