@@ -35,6 +35,10 @@ KronaBranch::KronaBranch(core::ParameterRegistry& reg, const std::string& module
                          float scale, uint64_t seed)
     : base_(&base), name_(module), in_(base.in), out_(base.out), a1_(a1), a2_(a2), scale_(scale) {
   if (base.branch) throw std::invalid_argument("krona: '" + module + "' already has a parallel branch (LoRA, DyLoRA or KronA)");
+  if (base.parallel != core::Linear::Parallel::none)
+    throw std::invalid_argument("krona: '" + module + "' is sharded by tensor parallelism, and a Kronecker product does not "
+                                "split by rows or columns of W yet; run KronA with parallel.tp = 1 (krona_b, on the FFN "
+                                "block's replicated input and output, works at any tp)");
   check_factors(module, in_, out_, a1, a2);
   init(reg, module, seed);
   base.branch = this;

@@ -29,13 +29,35 @@ LoraBranch::LoraBranch(core::ParameterRegistry& reg, const std::string& module, 
   if (opt.dropout < 0 || opt.dropout >= 1) throw std::invalid_argument("lora: dropout must be in [0, 1)");
   if (base.branch) throw std::invalid_argument("lora: '" + module + "' already has a parallel branch");
   const int in = base.in, out = base.out;
-  // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = sqrt(6 / ((1 + 5) * fan_in)) = 1 / sqrt(in)
+  // Tensor parallelism: beside a column-parallel W (this rank's output rows) A is replicated and B holds the
+  // same rows; beside a row-parallel W (this rank's input columns) A holds those columns and B is
+  // replicated. The replicated factor's gradient is then this rank's share of a sum over the group.
+  const core::TensorParallelGroup* tp = base.tp && base.tp->size() > 1 ? base.tp : nullptr;
+  const bool column = tp && base.parallel == core::Linear::Parallel::column;
+  const bool row = tp && base.parallel == core::Linear::Parallel::row;
+  const core::ShardSpec& ws = base.weight->shard;
+  const int out_dim = base.layout == core::WeightLayout::out_in ? 0 : 1;
+  in_full_ = row ? int(ws.full.at(size_t(1 - out_dim))) : in;
+  if (row) in_col0_ = int(ws.range().first);
+  // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = sqrt(6 / ((1 + 5) * fan_in)) = 1 / sqrt(in), drawn for the
+  // whole A so that every layout starts from the same factors.
   std::mt19937_64 g(init_seed ^ site_);
-  std::uniform_real_distribution<float> u(-1.0f / std::sqrt(float(in)), 1.0f / std::sqrt(float(in)));
-  std::vector<float> a(size_t(r_) * in);
+  std::uniform_real_distribution<float> u(-1.0f / std::sqrt(float(in_full_)), 1.0f / std::sqrt(float(in_full_)));
+  std::vector<float> a(size_t(r_) * in_full_);
   for (auto& v : a) v = u(g);
-  A_ = &reg.add(module + ".lora_A", Tensor::from_floats(a, {r_, in}, MemCategory::trainable_weights));
+  core::ShardSpec a_spec, b_spec;
+  a_spec.full = {r_, in_full_};
+  b_spec.full = {column ? ws.full.at(size_t(out_dim)) : int64_t(out), r_};
+  if (row) a_spec = {1, ws.index, ws.parts, 1, {r_, in_full_}};
+  if (column) b_spec = {0, ws.index, ws.parts, ws.blocks, b_spec.full};
+  Tensor a_t = Tensor::empty({r_, in}, DType::f32, MemCategory::trainable_weights);
+  core::extract_shard(a_t.data<float>(), a.data(), a_spec, a_spec.index);
+  A_ = &reg.add(module + ".lora_A", std::move(a_t));
   B_ = &reg.add(module + ".lora_B", Tensor::zeros({out, r_}, DType::f32, MemCategory::trainable_weights));
+  A_->shard = a_spec;
+  B_->shard = b_spec;
+  A_->tp_partial_grad = column;
+  B_->tp_partial_grad = row;
   A_->trainable = true;
   B_->trainable = true;
   base.branch = this;
@@ -59,8 +81,12 @@ void LoraBranch::forward_add(float* y, const float* x, int N, int ldy, int ldx, 
   if (dropped_) {
     if (ldx != in || !call.batch) throw std::logic_error("lora: dropout needs a contiguous input and the batch");
     Tensor::ensure(xd_, {N, in}, DType::f32, cat);
-    core::sequence_dropout_forward(xd_.data<float>(), x, *call.batch, in, call.max_positions, dropout_,
-                                   core::derive_seed(call.opt->seed, site_), call.opt->samples);
+    if (in_full_ != in)  // this rank's columns of a row-parallel input: draw their part of the full mask
+      core::sequence_dropout_columns_forward(xd_.data<float>(), x, *call.batch, in, in_full_, in_col0_, call.max_positions,
+                                             dropout_, core::derive_seed(call.opt->seed, site_), call.opt->samples);
+    else
+      core::sequence_dropout_forward(xd_.data<float>(), x, *call.batch, in, call.max_positions, dropout_,
+                                     core::derive_seed(call.opt->seed, site_), call.opt->samples);
     xd = xd_.data<float>();
     ldxd = in;
     last_opt_ = *call.opt;
@@ -99,8 +125,12 @@ void LoraBranch::backward(float* dx, const float* dy, const float* x, int N, int
   Tensor::ensure(dxd_, {N, in}, DType::f32, MemCategory::workspace);
   float* dxd = dxd_.data<float>();
   core::gemm(false, false, N, in, b, 1.0f, du, b, A_->w(), in, 0.0f, dxd, in);
-  core::sequence_dropout_backward(dxd, dxd, last_batch_, in, last_.max_positions, dropout_,
-                                  core::derive_seed(last_opt_.seed, site_), last_opt_.samples);
+  if (in_full_ != in)
+    core::sequence_dropout_columns_backward(dxd, dxd, last_batch_, in, in_full_, in_col0_, last_.max_positions, dropout_,
+                                            core::derive_seed(last_opt_.seed, site_), last_opt_.samples);
+  else
+    core::sequence_dropout_backward(dxd, dxd, last_batch_, in, last_.max_positions, dropout_,
+                                    core::derive_seed(last_opt_.seed, site_), last_opt_.samples);
   core::add_inplace(dx, dxd, size_t(N) * in);
 }
 

@@ -6,6 +6,8 @@
 // prefix and ".weight" suffix).
 // DyLoRA: with an active rank b <= r, forward uses A[:b], B[:, :b] with scale alpha / b (the paper code's
 // sqrt(r/b) on each factor times alpha/r); in "frozen" mode only row b-1 of A and column b-1 of B learn.
+// Beside a tensor-parallel Linear the factors are split the Megatron way (see the constructor); init and
+// dropout masks are those of the unsplit branch, so every layout trains the same model.
 #include <cstdint>
 #include <string>
 
@@ -43,6 +45,7 @@ class LoraBranch : public core::LinearBranch {
   core::Linear& base_;
   core::Parameter *A_ = nullptr, *B_ = nullptr;
   int r_, b_;
+  int in_full_ = 0, in_col0_ = 0;  // tensor parallelism: the full input width and this rank's first column
   float alpha_, dropout_;
   bool frozen_ = false, merged_ = false;
   uint64_t site_;

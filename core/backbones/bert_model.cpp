@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "core/backbones/gradient_floor.h"
+#include "core/backbones/tensor_parallel_layout.h"
 #include "core/backbones/weight_loader.h"
 #include "core/kernels/activations.h"
 #include "core/kernels/dropout.h"
@@ -15,15 +16,32 @@ namespace {
 constexpr uint64_t kEmbeddingSite = 1000;  // dropout stream of the embeddings (layers use their index)
 }
 
-BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt) : cfg_(cfg) {
+BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp)
+    : cfg_(cfg), tp_(tp && tp->size() > 1 ? tp : nullptr) {
   const int C = cfg.hidden, F = cfg.intermediate;
+  const TensorParallelLayout tpl(cfg, tp_);
   WeightLoader w(ckpt, reg_, {"bert."});
-  word_ = {w.load("embeddings.word_embeddings.weight", {cfg.vocab_size, C}), nullptr, cfg.vocab_size, C};
+  Parameter* word = w.load_shard("embeddings.word_embeddings.weight", tpl.spec({cfg.vocab_size, C}, 0));
+  word_ = {word, nullptr, cfg.vocab_size, C, int(word->shard.range().first), tp_};
   pos_ = w.load("embeddings.position_embeddings.weight", {cfg.max_positions, C});
   type_ = w.load("embeddings.token_type_embeddings.weight", {cfg.type_vocab_size, C});
   emb_ln_ = {w.load("embeddings.LayerNorm.weight", {C}), w.load("embeddings.LayerNorm.bias", {C}), C, cfg.layer_norm_eps};
   auto linear = [&](const std::string& p, int in, int out) {
     return Linear{w.load(p + ".weight", {out, in}), w.load(p + ".bias", {out}), in, out, WeightLayout::out_in};
+  };
+  // Megatron's split: Q, K, V and the FFN's first Linear by output rows (heads / FFN columns), the
+  // attention output and the FFN's second Linear by input columns.
+  auto column = [&](const std::string& p, int in, int out) {
+    Linear l{w.load_shard(p + ".weight", tpl.spec({out, in}, 0)), w.load_shard(p + ".bias", tpl.spec({out}, 0)), in,
+             tpl.local(out), WeightLayout::out_in};
+    tpl.mark(l, Linear::Parallel::column);
+    return l;
+  };
+  auto row = [&](const std::string& p, int in, int out) {
+    Linear l{w.load_shard(p + ".weight", tpl.spec({out, in}, 1)), w.load(p + ".bias", {out}), tpl.local(in), out,
+             WeightLayout::out_in};
+    tpl.mark(l, Linear::Parallel::row);
+    return l;
   };
   auto layer_norm = [&](const std::string& p) {
     return LayerNorm{w.load(p + ".weight", {C}), w.load(p + ".bias", {C}), C, cfg.layer_norm_eps};
@@ -31,17 +49,17 @@ BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& 
   for (int i = 0; i < cfg.layers; ++i) {
     const std::string p = "encoder.layer." + std::to_string(i) + ".";
     BertLayer l;
-    l.attn.query = linear(p + "attention.self.query", C, C);
-    l.attn.key = linear(p + "attention.self.key", C, C);
-    l.attn.value = linear(p + "attention.self.value", C, C);
-    l.attn.out = linear(p + "attention.output.dense", C, C);
+    l.attn.query = column(p + "attention.self.query", C, C);
+    l.attn.key = column(p + "attention.self.key", C, C);
+    l.attn.value = column(p + "attention.self.value", C, C);
+    l.attn.out = row(p + "attention.output.dense", C, C);
     l.attn.C = C;
-    l.attn.NH = cfg.heads;
+    tpl.place_heads(l.attn);
     l.attn.dropout_p = cfg.attn_dropout;
     l.attn.key_positions = cfg.max_positions;
     l.ln1 = layer_norm(p + "attention.output.LayerNorm");
-    l.ffn_in = linear(p + "intermediate.dense", C, F);
-    l.ffn_out = linear(p + "output.dense", F, C);
+    l.ffn_in = column(p + "intermediate.dense", C, F);
+    l.ffn_out = row(p + "output.dense", F, C);
     l.ln2 = layer_norm(p + "output.LayerNorm");
     l.gelu = cfg.gelu;
     l.hidden_dropout = cfg.hidden_dropout;
@@ -49,7 +67,8 @@ BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& 
     l.max_positions = cfg.max_positions;
     layers_.push_back(l);
   }
-  // The pooler is optional: some checkpoints (e.g. exported without add_pooling_layer) lack it.
+  // The pooler is optional: some checkpoints (e.g. exported without add_pooling_layer) lack it. It is
+  // replicated (one [d, d] matrix on [CLS] rows: splitting it would cost a collective for nothing).
   if (w.has("pooler.dense.weight")) pooler_ = linear("pooler.dense", C, C);
 }
 
@@ -140,7 +159,7 @@ void BertModel::backward(const float* d_last, const float* d_pooled, const std::
   const size_t NC = size_t(N) * C;
   if (!d_hidden.empty() && d_hidden.size() != size_t(L + 1))
     throw std::invalid_argument("d_hidden needs " + std::to_string(L + 1) + " entries");
-  ws_.ensure(b, C, cfg_.intermediate, cfg_.heads);
+  ws_.ensure(b, C, cfg_.intermediate, cfg_.heads, tp_ != nullptr);
   Tensor::ensure(d_cur_, {N, C}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_next_, {N, C}, DType::f32, MemCategory::workspace);
   // With first_token_only the top gradient is [B, C] (the CLS rows), in d_cur_'s first rows.

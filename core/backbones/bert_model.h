@@ -12,7 +12,8 @@ namespace ladder::core {
 
 class BertModel : public Backbone {
  public:
-  BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt);
+  // tp: shard the layers Megatron-style and the vocabulary by rows over this group (null or size 1: none).
+  BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp = nullptr);
 
   const TransformerConfig& config() const override { return cfg_; }
   ParameterRegistry& params() override { return reg_; }
@@ -46,6 +47,7 @@ class BertModel : public Backbone {
   void embeddings_backward(const float* d_h0);
 
   TransformerConfig cfg_;
+  TensorParallelGroup* tp_ = nullptr;
   ParameterRegistry reg_;
   TokenEmbedding word_;
   Parameter *pos_ = nullptr, *type_ = nullptr;

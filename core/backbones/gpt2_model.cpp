@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "core/backbones/gradient_floor.h"
+#include "core/backbones/tensor_parallel_layout.h"
 #include "core/backbones/weight_loader.h"
 #include "core/kernels/activations.h"
 #include "core/kernels/dropout.h"
@@ -16,15 +17,28 @@ namespace {
 constexpr uint64_t kEmbeddingSite = 1000;
 }
 
-Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt) : cfg_(cfg) {
+Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp)
+    : cfg_(cfg), tp_(tp && tp->size() > 1 ? tp : nullptr) {
   const int C = cfg.hidden, F = cfg.intermediate;
   if (F < C) throw std::runtime_error("GPT-2 with n_inner < n_embd is not supported");
+  const TensorParallelLayout tpl(cfg, tp_);
   WeightLoader w(ckpt, reg_, {"transformer."});
-  wte_ = w.load("wte.weight", {cfg.vocab_size, C});
+  wte_ = w.load_shard("wte.weight", tpl.spec({cfg.vocab_size, C}, 0));
+  wte_row0_ = int(wte_->shard.range().first);
   wpe_ = w.load("wpe.weight", {cfg.max_positions, C});
-  // Conv1D weights are stored [in, out].
-  auto conv1d = [&](const std::string& p, int in, int out) {
-    return Linear{w.load(p + ".weight", {in, out}), w.load(p + ".bias", {out}), in, out, WeightLayout::in_out};
+  // Conv1D weights are stored [in, out]: column-parallel cuts dim 1 (c_attn's in its q | k | v blocks),
+  // row-parallel dim 0 (contiguous rows of the mapping).
+  auto column = [&](const std::string& p, int in, int out, int blocks) {
+    Linear l{w.load_shard(p + ".weight", tpl.spec({in, out}, 1, blocks)), w.load_shard(p + ".bias", tpl.spec({out}, 0, blocks)),
+             in, tpl.local(out), WeightLayout::in_out};
+    tpl.mark(l, Linear::Parallel::column);
+    return l;
+  };
+  auto row = [&](const std::string& p, int in, int out) {
+    Linear l{w.load_shard(p + ".weight", tpl.spec({in, out}, 0)), w.load(p + ".bias", {out}), tpl.local(in), out,
+             WeightLayout::in_out};
+    tpl.mark(l, Linear::Parallel::row);
+    return l;
   };
   auto layer_norm = [&](const std::string& p) {
     return LayerNorm{w.load(p + ".weight", {C}), w.load(p + ".bias", {C}), C, cfg.layer_norm_eps};
@@ -33,17 +47,17 @@ Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& 
     const std::string p = "h." + std::to_string(i) + ".";
     Gpt2Block blk;
     blk.ln1 = layer_norm(p + "ln_1");
-    blk.attn.qkv = conv1d(p + "attn.c_attn", C, 3 * C);
+    blk.attn.qkv = column(p + "attn.c_attn", C, 3 * C, 3);
     blk.attn.fused = true;
-    blk.attn.out = conv1d(p + "attn.c_proj", C, C);
+    blk.attn.out = row(p + "attn.c_proj", C, C);
     blk.attn.C = C;
-    blk.attn.NH = cfg.heads;
+    tpl.place_heads(blk.attn);
     blk.attn.causal = true;
     blk.attn.dropout_p = cfg.attn_dropout;
     blk.attn.key_positions = cfg.max_positions;
     blk.ln2 = layer_norm(p + "ln_2");
-    blk.fc = conv1d(p + "mlp.c_fc", C, F);
-    blk.proj = conv1d(p + "mlp.c_proj", F, C);
+    blk.fc = column(p + "mlp.c_fc", C, F, 1);
+    blk.proj = row(p + "mlp.c_proj", F, C);
     blk.gelu = cfg.gelu;
     blk.resid_dropout = cfg.hidden_dropout;
     blk.layer_index = i;
@@ -85,7 +99,7 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
   for (int n = 0; n < N; ++n) pos[n] = n % b.T;
 
   float* h0 = stream_[0].data<float>();
-  TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C}.forward(h0, b.input_ids, N, false);
+  TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C, wte_row0_, tp_}.forward(h0, b.input_ids, N, false);
   embedding_forward(h0, pos, wpe_->w(), N, C, cfg_.max_positions, true);
   if (opt.training && cfg_.embd_dropout > 0)
     sequence_dropout_forward(h0, h0, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt.seed, kEmbeddingSite),
@@ -100,12 +114,14 @@ void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
 }
 
 void Gpt2Model::lm_logits(Tensor& logits) const {
+  if (tp_) throw std::logic_error("GPT-2's tied LM head is not supported with a vocabulary-parallel wte (parallel.tp > 1)");
   const int N = batch_.rows(), C = cfg_.hidden, V = cfg_.vocab_size;
   Tensor::ensure(logits, {N, V}, DType::f32, opt_.save_for_backward ? MemCategory::activations : MemCategory::workspace);
   gemm(false, true, N, V, C, 1.0f, final_.data<float>(), C, wte_->w(), C, 0.0f, logits.data<float>(), V);
 }
 
 void Gpt2Model::backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden) {
+  if (tp_) throw std::logic_error("GPT-2's tied LM head is not supported with a vocabulary-parallel wte (parallel.tp > 1)");
   const int N = batch_.rows(), C = cfg_.hidden, V = cfg_.vocab_size;
   Tensor::ensure(d_final_, {N, C}, DType::f32, MemCategory::workspace);
   // d(final) = dlogits wte ; d(wte) += dlogits^T final (tied head)
@@ -121,7 +137,7 @@ void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d
   const size_t NC = size_t(N) * C;
   if (!d_hidden.empty() && d_hidden.size() != size_t(L + 1))
     throw std::invalid_argument("d_hidden needs " + std::to_string(L + 1) + " entries");
-  ws_.ensure(b, C, cfg_.intermediate, cfg_.heads);
+  ws_.ensure(b, C, cfg_.intermediate, cfg_.heads, tp_ != nullptr);
   Tensor::ensure(d_cur_, {N, C}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_next_, {N, C}, DType::f32, MemCategory::workspace);
   float* dfin = d_next_.data<float>();
@@ -142,7 +158,7 @@ void Gpt2Model::backward(const float* d_last, const std::vector<const float*>& d
   if (opt_.training && cfg_.embd_dropout > 0)
     sequence_dropout_backward(d, d, b, C, cfg_.max_positions, cfg_.embd_dropout, derive_seed(opt_.seed, kEmbeddingSite),
                               opt_.samples);
-  TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C}.backward(d, b.input_ids, N);
+  TokenEmbedding{wte_, prompt_, cfg_.vocab_size, C, wte_row0_, tp_}.backward(d, b.input_ids, N);
   if (wpe_->trainable) embedding_backward(wpe_->g(), d, pos_ids_.data<int32_t>(), N, C);
 }
 

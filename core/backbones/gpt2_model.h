@@ -12,7 +12,9 @@ namespace ladder::core {
 
 class Gpt2Model : public Backbone {
  public:
-  Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt);
+  // tp: shard the blocks Megatron-style and wte by vocabulary rows over this group (null or size 1: none);
+  // the tied LM head (lm_logits) then refuses to run.
+  Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp = nullptr);
 
   const TransformerConfig& config() const override { return cfg_; }
   ParameterRegistry& params() override { return reg_; }
@@ -40,6 +42,8 @@ class Gpt2Model : public Backbone {
   int block_slot(int i) const { return keep_all_ ? i : i % 2; }
 
   TransformerConfig cfg_;
+  TensorParallelGroup* tp_ = nullptr;
+  int wte_row0_ = 0;
   ParameterRegistry reg_;
   Parameter *wte_ = nullptr, *wpe_ = nullptr;
   Parameter* prompt_ = nullptr;  // soft prompt rows for ids >= vocab (input side only; the LM head stays wte)

@@ -18,20 +18,28 @@ std::string WeightLoader::resolve(const std::string& name) const {
 bool WeightLoader::has(const std::string& name) const { return !resolve(name).empty(); }
 
 Parameter* WeightLoader::load(const std::string& name, const Shape& shape) {
+  ShardSpec whole;
+  whole.full = shape;
+  return load_shard(name, whole);
+}
+
+Parameter* WeightLoader::load_shard(const std::string& name, const ShardSpec& spec) {
   std::string stored = resolve(name);
   if (stored.empty()) {
     // Let the checkpoint produce the canonical "missing tensor" message naming the file.
     (void)ckpt_.entry(name);
     throw std::runtime_error(ckpt_.dir() + ": missing tensor '" + name + "'");
   }
-  Tensor t = ckpt_.load(stored, shape, MemCategory::frozen_weights);
+  Tensor t = ckpt_.load_shard(stored, spec, MemCategory::frozen_weights);
   if (t.dtype() != DType::f32) {
     if (t.dtype() != DType::bf16 && t.dtype() != DType::f16)
       throw std::runtime_error(ckpt_.file_of(stored) + ": tensor '" + stored + "' has dtype " + dtype_name(t.dtype()) +
                                " but a float weight is needed");
     t = t.to(DType::f32, MemCategory::frozen_weights);
   }
-  return &reg_.add(name, std::move(t));
+  Parameter& p = reg_.add(name, std::move(t));
+  p.shard = spec;
+  return &p;
 }
 
 }  // namespace ladder::core

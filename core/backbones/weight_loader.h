@@ -15,6 +15,9 @@ class WeightLoader {
   WeightLoader(const SafetensorsCheckpoint& ckpt, ParameterRegistry& reg, std::vector<std::string> prefixes);
   // Registers `name` (shape-checked) as a frozen parameter and returns it.
   Parameter* load(const std::string& name, const Shape& shape);
+  // Registers this rank's part of `name` (spec.full is the stored shape); the parameter remembers the spec.
+  // A replicated spec is load(name, spec.full).
+  Parameter* load_shard(const std::string& name, const ShardSpec& spec);
   bool has(const std::string& name) const;
 
  private:

@@ -134,6 +134,26 @@ Tensor SafetensorsFile::tensor(const std::string& name, MemCategory cat) const {
   return t;
 }
 
+Tensor SafetensorsFile::tensor_shard(const std::string& name, const ShardSpec& spec, MemCategory cat) const {
+  if (!spec.sharded()) return tensor(name, cat);
+  const SafetensorsEntry& e = entry(name);
+  if (!e.loadable) throw file_error(path(), "tensor '" + name + "' has dtype " + e.st_dtype + ", which ladder does not load");
+  if (spec.dim == 0 && spec.blocks == 1) {
+    auto [b, end] = spec.range();
+    const size_t row_bytes = dtype_bytes(e.dtype, size_t(shape_numel(e.shape) / std::max<int64_t>(1, e.shape[0])));
+    void* p = const_cast<unsigned char*>(map_->data()) + data_start_ + e.begin + size_t(b) * row_bytes;
+    Tensor t = Tensor::from_storage(Storage::borrow(p, size_t(end - b) * row_bytes, cat, map_), 0, spec.local_shape(), e.dtype);
+    if (reinterpret_cast<uintptr_t>(p) % 4 != 0) return t.clone(cat);
+    return t;
+  }
+  // A strided cut: read through a transient view of the whole tensor, keep only the part.
+  Tensor whole = tensor(name, MemCategory::workspace);
+  if (whole.dtype() != DType::f32) whole = whole.to(DType::f32, MemCategory::workspace);
+  Tensor local = Tensor::empty(spec.local_shape(), DType::f32, cat);
+  extract_shard(local.data<float>(), whole.data<float>(), spec, spec.index);
+  return local;
+}
+
 SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   SafetensorsCheckpoint c;
   c.dir_ = dir;
@@ -194,6 +214,14 @@ Tensor SafetensorsCheckpoint::load(const std::string& name, const Shape& shape, 
     throw std::runtime_error(file_of(name) + ": tensor '" + name + "' has shape " + shape_str(e.shape) +
                              " but the config needs " + shape_str(shape));
   return files_[where_.at(name)]->tensor(name, cat);
+}
+
+Tensor SafetensorsCheckpoint::load_shard(const std::string& name, const ShardSpec& spec, MemCategory cat) const {
+  const SafetensorsEntry& e = entry(name);
+  if (e.shape != spec.full)
+    throw std::runtime_error(file_of(name) + ": tensor '" + name + "' has shape " + shape_str(e.shape) +
+                             " but the config needs " + shape_str(spec.full));
+  return files_[where_.at(name)]->tensor_shard(name, spec, cat);
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/io/mapped_file.h"
+#include "core/modules/tensor_parallel.h"
 #include "core/tensor/tensor.h"
 
 namespace ladder::core {
@@ -35,6 +36,9 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // A tensor borrowing the mapping, accounted to `cat` while alive.
   Tensor tensor(const std::string& name, MemCategory cat) const;
+  // This rank's part of `name` (spec.full must be its shape). A dim-0 part is the rows' bytes of the mapping
+  // (nothing else is touched or accounted); any other cut is copied out as f32.
+  Tensor tensor_shard(const std::string& name, const ShardSpec& spec, MemCategory cat) const;
 
  private:
   std::shared_ptr<MappedFile> map_;
@@ -52,6 +56,8 @@ class SafetensorsCheckpoint {
   const SafetensorsEntry& entry(const std::string& name) const;
   // Loads `name`, checking it has `shape`; "missing tensor" and "shape mismatch" errors name file and tensor.
   Tensor load(const std::string& name, const Shape& shape, MemCategory cat) const;
+  // Loads this rank's part (SafetensorsFile::tensor_shard), checking the stored shape is spec.full.
+  Tensor load_shard(const std::string& name, const ShardSpec& spec, MemCategory cat) const;
   // The file that holds `name` (for messages).
   const std::string& file_of(const std::string& name) const;
   const std::string& dir() const { return dir_; }

@@ -22,10 +22,14 @@ struct AttentionShape {
   int ld_qkv;  // row stride of q, k, v
   SampleKeys samples = {};  // dropout counters: which global sample each row is
   int key_positions = 0;    // dropout counters: positions per sample (0: the batch's own layout)
+  // Tensor parallelism: these NH heads are heads [head0, head0 + NH) of the model's heads_total (0: NH),
+  // and dropout counters use the model's head index, so a head draws the same mask on any rank.
+  int head0 = 0, heads_total = 0;
   uint64_t dropout_base(int b, int h, int i) const {
-    if (key_positions <= 0) return ((uint64_t(b) * NH + h) * T + i) * T;
+    const uint64_t H = uint64_t(heads_total > 0 ? heads_total : NH), g = uint64_t(head0 + h);
+    if (key_positions <= 0) return ((uint64_t(b) * H + g) * T + i) * T;
     const uint64_t P = uint64_t(key_positions);
-    return ((uint64_t(samples.of(b)) * NH + h) * P + i) * P;
+    return ((uint64_t(samples.of(b)) * H + g) * P + i) * P;
   }
 };
 

@@ -12,8 +12,9 @@ struct BackwardWorkspace {
   Tensor d_ffn;      // [N, F]
   Tensor d_qkv;      // [N, 3C]
   Tensor scratch;    // attention scratch + [N, C] for d(ctx)
+  Tensor d_tp;       // [N, C] a partial input gradient under tensor parallelism (empty otherwise)
 
-  void ensure(const TokenBatch& b, int C, int F, int NH) {
+  void ensure(const TokenBatch& b, int C, int F, int NH, bool tensor_parallel = false) {
     const int64_t N = b.rows();
     Tensor::ensure(d_a, {N, C}, DType::f32, MemCategory::workspace);
     Tensor::ensure(d_b, {N, C}, DType::f32, MemCategory::workspace);
@@ -21,6 +22,7 @@ struct BackwardWorkspace {
     Tensor::ensure(d_qkv, {N, 3 * C}, DType::f32, MemCategory::workspace);
     AttentionShape s{b.B, b.T, NH, C / NH, 3 * C};
     Tensor::ensure(scratch, {int64_t(attention_backward_scratch_floats(s)) + N * C}, DType::f32, MemCategory::workspace);
+    if (tensor_parallel) Tensor::ensure(d_tp, {N, C}, DType::f32, MemCategory::workspace);
   }
 };
 

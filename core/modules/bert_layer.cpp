@@ -78,7 +78,15 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
   ffn_out.backward(d_ffn, d_h2pre, saved_or_null(buf.ffn_act), N);
   if (ffn_parallel) ffn_parallel->backward(d_h1, d_h2pre, saved_or_null(buf.h1), N, C, C);
   gelu_backward(d_ffn, d_ffn, buf.ffn_pre.data<float>(), size_t(N) * F, gelu);
-  ffn_in.backward(d_h1, d_ffn, saved_or_null(buf.h1), N, /*accumulate_dx=*/true);
+  if (ffn_in.parallel == Linear::Parallel::column && ffn_in.tp && ffn_in.tp->size() > 1) {
+    // This rank's FFN columns give a partial input gradient: reduce it apart from the residual's.
+    float* part = ws.d_tp.data<float>();
+    ffn_in.backward(part, d_ffn, saved_or_null(buf.h1), N);
+    ffn_in.tp->all_reduce_sum(part, NC);
+    add_inplace(d_h1, part, NC);
+  } else {
+    ffn_in.backward(d_h1, d_ffn, saved_or_null(buf.h1), N, /*accumulate_dx=*/true);
+  }
 
   float* d_h1pre = ws.d_a.data<float>();
   ln1.backward(d_h1pre, d_h1, buf.h1_pre.data<float>(), buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);
@@ -94,7 +102,7 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
                               derive_seed(opt.seed, layer_index, kAttnOut), opt.samples);
   attn.backward(dx, d_h1pre, x, buf.attn, b, drop ? attn.dropout_p : 0.0f,
                 derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, ws.d_qkv.data<float>(), ws.scratch.data<float>(),
-                /*accumulate_dx=*/true, first_token_only);
+                /*accumulate_dx=*/true, first_token_only, ws.d_tp.defined() ? ws.d_tp.data<float>() : nullptr);
 }
 
 }  // namespace ladder::core

@@ -4,6 +4,7 @@
 // Frozen weights get no gradient work: backward only computes dx unless the weight is trainable.
 #include "core/modules/linear_branch.h"
 #include "core/modules/parameter.h"
+#include "core/modules/tensor_parallel.h"
 
 namespace ladder::core {
 
@@ -15,8 +16,15 @@ struct Linear {
   int in = 0, out = 0;
   WeightLayout layout = WeightLayout::out_in;
   LinearBranch* branch = nullptr;  // optional parallel branch (not owned), e.g. LoRA
+  // Tensor parallelism (see tensor_parallel.h). column: W holds this rank's output features, nothing to
+  // reduce here (the owner all-reduces the input gradient). row: W holds this rank's input features; the
+  // output is a partial sum that forward completes with one all-reduce over `tp` before adding the bias.
+  enum class Parallel { none, column, row };
+  Parallel parallel = Parallel::none;
+  TensorParallelGroup* tp = nullptr;
 
   // y [N, out] (row stride ldy, default out) is OVERWRITTEN; x [N, in] (row stride ldx, default in).
+  // Row-parallel: x holds this rank's input features and y (contiguous) comes out complete.
   // `call` is handed to the branch (null = inference without dropout).
   void forward(float* y, const float* x, int N, int ldy = 0, int ldx = 0, const BranchCall* call = nullptr) const;
   // dx [N, in] is OVERWRITTEN (or ACCUMULATED when accumulate_dx) unless null; dW/db ACCUMULATE when

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/modules/tensor_parallel.h"
 #include "core/tensor/tensor.h"
 
 namespace ladder::core {
@@ -18,6 +19,11 @@ struct Parameter {
   Tensor value;  // f32 when trainable; frozen values may be any float dtype (e.g. memory-mapped bf16)
   Tensor grad;   // defined only for trainable parameters
   bool trainable = false;
+  // Tensor parallelism: which part of the full tensor this rank holds (replicated by default), and whether
+  // the gradient this rank computes is only its share of a sum over the tp group (LoRA's A beside a
+  // column-parallel layer): such gradients are summed over the group before the optimizer step.
+  ShardSpec shard;
+  bool tp_partial_grad = false;
 
   float* w() const { return value.data<float>(); }
   // Gradient pointer, or nullptr when frozen: kernels skip weight-gradient work on nullptr.

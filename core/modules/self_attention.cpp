@@ -3,42 +3,45 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/kernels/activations.h"
 #include "core/modules/activation_slot.h"
+
+#include <stdexcept>
 
 namespace ladder::core {
 
 void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& scratch, bool save, const TokenBatch& b,
                             float dropout, uint64_t seed, const SampleKeys& samples, const BranchCall* call,
                             bool first_token_only, const BranchCall* out_call) const {
-  const int N = b.rows();
-  Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * C});
+  const int N = b.rows(), D = width();
+  Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * D});
   Tensor& probs_t = activation_slot(save, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
   const int R = first_token_only ? b.B : N;  // rows that go through the out projection
-  Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {R, C});
-  Tensor& ctx_all = first_token_only ? activation_slot(false, saved.ctx_all, scratch.ctx_all, {N, C}) : ctx_t;
+  Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {R, D});
+  Tensor& ctx_all = first_token_only ? activation_slot(false, saved.ctx_all, scratch.ctx_all, {N, D}) : ctx_t;
   float* qkv_out = qkv_t.data<float>();
   if (fused) {
     qkv.forward(qkv_out, x, N, 0, 0, call);
   } else {
-    query.forward(qkv_out, x, N, 3 * C, 0, call);
-    key.forward(qkv_out + C, x, N, 3 * C, 0, call);
-    value.forward(qkv_out + 2 * C, x, N, 3 * C, 0, call);
+    query.forward(qkv_out, x, N, 3 * D, 0, call);
+    key.forward(qkv_out + D, x, N, 3 * D, 0, call);
+    value.forward(qkv_out + 2 * D, x, N, 3 * D, 0, call);
   }
   const AttentionShape s = shape(b, samples);
-  attention_forward(ctx_all.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + C, qkv_out + 2 * C,
+  attention_forward(ctx_all.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + D, qkv_out + 2 * D,
                     b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
   if (first_token_only) {
     const float* all = ctx_all.data<float>();
     float* first = ctx_t.data<float>();
-    for (int r = 0; r < b.B; ++r) std::copy(all + size_t(r) * b.T * C, all + (size_t(r) * b.T + 1) * C, first + size_t(r) * C);
+    for (int r = 0; r < b.B; ++r) std::copy(all + size_t(r) * b.T * D, all + (size_t(r) * b.T + 1) * D, first + size_t(r) * D);
   }
   out.forward(y, ctx_t.data<float>(), R, 0, 0, first_token_only && out_call ? out_call : call);
 }
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,
                              float dropout, uint64_t seed, const SampleKeys& samples, float* dqkv, float* scratch,
-                             bool accumulate_dx, bool first_token_only) const {
-  const int N = b.rows();
+                             bool accumulate_dx, bool first_token_only, float* tp_ws) const {
+  const int N = b.rows(), D = width();
   // d(ctx) lives after the attention kernel's scratch: attention_backward reads it while writing dq/dk/dv.
   const AttentionShape s = shape(b, samples);
   float* dctx = scratch + attention_backward_scratch_floats(s);
@@ -46,26 +49,37 @@ void SelfAttention::backward(float* dx, const float* dy, const float* x, const B
     // d(ctx) of the first tokens goes through dqkv's memory (free until attention_backward) into the
     // position-0 rows of a zeroed d(ctx): the other positions fed nothing.
     out.backward(dqkv, dy, saved_or_null(buf.ctx), b.B);
-    std::fill(dctx, dctx + size_t(N) * C, 0.0f);
-    for (int r = 0; r < b.B; ++r) std::copy(dqkv + size_t(r) * C, dqkv + size_t(r + 1) * C, dctx + size_t(r) * b.T * C);
+    std::fill(dctx, dctx + size_t(N) * D, 0.0f);
+    for (int r = 0; r < b.B; ++r) std::copy(dqkv + size_t(r) * D, dqkv + size_t(r + 1) * D, dctx + size_t(r) * b.T * D);
   } else {
     out.backward(dctx, dy, saved_or_null(buf.ctx), N);
   }
   const float* q = buf.qkv.data<float>();
-  attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dctx, q, q + C, q + 2 * C, buf.probs.data<float>(), causal,
+  attention_backward(dqkv, dqkv + D, dqkv + 2 * D, dctx, q, q + D, q + 2 * D, buf.probs.data<float>(), causal,
                      1.0f / std::sqrt(float(s.HS)), dropout, seed, scratch, s);
+  // Sharded: q/k/v see only this rank's heads, so their input gradient is a partial sum (Megatron's "f"
+  // conjugate): reduce it on its own, then add it to what dx already holds.
+  const bool reduce = dx && sharded();
+  if (reduce && accumulate_dx && !tp_ws) throw std::logic_error("sharded SelfAttention::backward needs tp_ws to accumulate");
+  float* d_in = reduce && accumulate_dx ? tp_ws : dx;
+  const bool acc = reduce ? false : accumulate_dx;
   if (fused) {
-    qkv.backward(dx, dqkv, x, N, accumulate_dx);
+    qkv.backward(d_in, dqkv, x, N, acc);
   } else {
-    query.backward(dx, dqkv, x, N, accumulate_dx, 0, 3 * C);
-    key.backward(dx, dqkv + C, x, N, true, 0, 3 * C);
-    value.backward(dx, dqkv + 2 * C, x, N, true, 0, 3 * C);
+    query.backward(d_in, dqkv, x, N, acc, 0, 3 * D);
+    key.backward(d_in, dqkv + D, x, N, true, 0, 3 * D);
+    value.backward(d_in, dqkv + 2 * D, x, N, true, 0, 3 * D);
+  }
+  if (reduce) {
+    tp->all_reduce_sum(d_in, size_t(N) * C);
+    if (d_in != dx) add_inplace(dx, d_in, size_t(N) * C);
   }
 }
 
 double SelfAttention::flops(const TokenBatch& b) const {
   const double N = b.rows();
-  return 2.0 * N * C * 3 * C + 2.0 * N * C * C + 4.0 * b.B * double(b.T) * b.T * C;
+  const double D = width();
+  return 2.0 * N * C * 3 * D + 2.0 * N * D * C + 4.0 * b.B * double(b.T) * b.T * D;
 }
 
 }  // namespace ladder::core

@@ -17,12 +17,19 @@ struct SelfAttention {
   bool causal = false;
   float dropout_p = 0.0f;
   int key_positions = 0;  // the model's max length: probability-dropout counters keyed by sample (see attention.h)
+  // Tensor parallelism: NH is this rank's heads, [head0, head0 + NH) of heads_total; q/k/v (qkv) are
+  // column-parallel and out row-parallel, so attention needs no communication and backward one all-reduce
+  // of the input gradient over `tp`. D = NH * head size (C without tensor parallelism).
+  int head0 = 0, heads_total = 0, D = 0;
+  TensorParallelGroup* tp = nullptr;
+  int width() const { return D > 0 ? D : C; }
+  bool sharded() const { return tp && tp->size() > 1; }
 
   struct Buffers {
-    Tensor qkv;    // [N, 3C]  q | k | v column blocks
+    Tensor qkv;    // [N, 3D]  q | k | v column blocks
     Tensor probs;  // [B, NH, T, T] softmax before dropout
-    Tensor ctx;    // [N, C]   attention output before the out projection ([B, C] with first_token_only)
-    Tensor ctx_all;  // [N, C] scratch: every row of ctx when only the first token's go on
+    Tensor ctx;    // [N, D]   attention output before the out projection ([B, D] with first_token_only)
+    Tensor ctx_all;  // [N, D] scratch: every row of ctx when only the first token's go on
   };
 
   // y [N, C] OVERWRITTEN with out(attention(x)). With `save`, what backward reads goes to `saved` (ctx only
@@ -34,13 +41,15 @@ struct SelfAttention {
                float dropout, uint64_t seed, const SampleKeys& samples, const BranchCall* call = nullptr,
                bool first_token_only = false, const BranchCall* out_call = nullptr) const;
   // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx; null: parameter gradients only). dy is [B, C] with
-  // first_token_only. dqkv_ws [N, 3C] and scratch are workspace.
+  // first_token_only. dqkv_ws [N, 3D] and scratch are workspace; tp_ws [N, C] too, needed when sharded()
+  // and accumulate_dx (the partial input gradient is reduced apart from what dx already holds).
   void backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b, float dropout,
                 uint64_t seed, const SampleKeys& samples, float* dqkv_ws, float* scratch, bool accumulate_dx,
-                bool first_token_only = false) const;
+                bool first_token_only = false, float* tp_ws = nullptr) const;
 
   AttentionShape shape(const TokenBatch& b, const SampleKeys& samples = {}) const {
-    return {b.B, b.T, NH, C / NH, 3 * C, samples, key_positions};
+    const int Dw = width();
+    return {b.B, b.T, NH, Dw / NH, 3 * Dw, samples, key_positions, head0, heads_total};
   }
   double flops(const TokenBatch& b) const;
 };

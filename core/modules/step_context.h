@@ -36,5 +36,11 @@ void sequence_dropout_forward(float* out, const float* in, const TokenBatch& b, 
                               float p, uint64_t seed, const SampleKeys& samples);
 void sequence_dropout_backward(float* dx, const float* dy, const TokenBatch& b, int width, int max_positions,
                                float p, uint64_t seed, const SampleKeys& samples);
+// The same masks on columns [col0, col0 + width) of a [B, T, full_width] activation: what a rank holding
+// that slice (a row-parallel layer's input under tensor parallelism) must draw to match one process.
+void sequence_dropout_columns_forward(float* out, const float* in, const TokenBatch& b, int width, int full_width,
+                                      int col0, int max_positions, float p, uint64_t seed, const SampleKeys& samples);
+void sequence_dropout_columns_backward(float* dx, const float* dy, const TokenBatch& b, int width, int full_width,
+                                       int col0, int max_positions, float p, uint64_t seed, const SampleKeys& samples);
 
 }  // namespace ladder::core

@@ -1,0 +1,170 @@
+// Tensor-parallel backbones against one process: BERT and GPT-2 with their layers sharded Megatron-style
+// over a tp group of 2 (np=2: the world; np=4: two groups) must give the same hidden states and, after
+// gathering shards and summing partial gradients over the group, the same gradients as the unsharded
+// model every rank also loads. Dropout is on (masks keyed by sample and global head/column). At np=1
+// there is no group to shard over and the tests skip on every rank alike.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "adapters/method.h"
+#include "core/backbones/backbone.h"
+#include "core/backbones/bert_model.h"
+#include "parallel/process_grid.h"
+#include "parallel/shard_gather.h"
+#include "parallel/tensor_parallel_group.h"
+#include "tests/parallel/mpi_test_env.h"
+#include "tests/support/tiny_batch.h"
+#include "tests/support/tiny_models.h"
+
+namespace ladder {
+namespace {
+
+using core::Tensor;
+
+struct TpCase {
+  std::string method;  // "full", "lora" (all six Linears, dropout), "bitfit"
+  bool gpt2 = false;
+};
+
+// Writes the tiny model once per rank (ranks may share a file system; each gets its own directory).
+std::string model_dir(bool gpt2, int world_rank) {
+  const std::string d = test::temp_dir(std::string(gpt2 ? "tp_gpt2_" : "tp_bert_") + std::to_string(world_rank));
+  return gpt2 ? test::write_tiny_gpt2(d, 11, 0.1f) : test::write_tiny_bert(d, 11, 0.1f);
+}
+
+std::vector<std::unique_ptr<adapters::Method>> apply(core::Backbone& m, const std::string& method) {
+  adapters::MethodOptions o;
+  o.lora.r = 4;
+  o.lora.dropout = 0.1f;
+  o.lora_targets = {m.name() == "gpt2" ? "qkv" : "query", "attention_output", "ffn_in", "ffn_out"};
+  if (m.name() != "gpt2") o.lora_targets.insert(o.lora_targets.end(), {"key", "value"});
+  auto methods = adapters::apply_methods(m, method, o);
+  // LoRA's B starts at zero, which would leave A's gradient zero: give B values (the same on every layout).
+  for (auto& p : m.params().all())
+    if (p->name.size() > 7 && p->name.compare(p->name.size() - 7, 7, ".lora_B") == 0) {
+      const Tensor& v = p->value;
+      // Values by full row index, so a shard holds the rows of the full tensor.
+      const auto [r0, r1] = p->shard.sharded() ? p->shard.range() : std::pair<int64_t, int64_t>{0, v.dim(0)};
+      const int64_t rows_per_block = p->shard.sharded() ? (r1 - r0) : v.dim(0);
+      const int64_t block = p->shard.sharded() ? p->shard.full[0] / p->shard.blocks : v.dim(0);
+      for (int64_t i = 0; i < v.dim(0); ++i) {
+        const int64_t k = i / rows_per_block, full_row = k * block + r0 + i % rows_per_block;
+        for (int64_t j = 0; j < v.dim(1); ++j) v.data<float>()[i * v.dim(1) + j] = 0.05f * std::sin(float(full_row * 7 + j));
+      }
+    }
+  m.params().allocate_gradients();
+  return methods;
+}
+
+void run_step(core::Backbone& m, const test::TinyBatch& tb, const std::vector<float>& d_last) {
+  core::StepOptions o;
+  o.training = true;
+  o.save_for_backward = true;
+  o.seed = 1234;
+  m.params().zero_grad();
+  m.forward(tb.view(), o);
+  m.backward(d_last.data());
+}
+
+class TensorParallelBackbone : public ::testing::TestWithParam<TpCase> {};
+
+TEST_P(TensorParallelBackbone, MatchesOneProcess) {
+  parallel::Communicator& world = test::test_world();
+  if (world.size() < 2) GTEST_SKIP() << "tensor parallelism needs at least 2 ranks";
+  const TpCase s = GetParam();
+  parallel::ProcessGrid grid(world, 2);
+  parallel::CommTensorParallelGroup group(grid.tp_comm());
+  const std::string dir = model_dir(s.gpt2, world.rank());
+  auto ref = core::load_backbone(dir);
+  auto tp = core::load_backbone(dir, &group);
+  auto m_ref = apply(*ref, s.method);
+  auto m_tp = apply(*tp, s.method);
+  ASSERT_EQ(ref->params().trainable().size(), tp->params().trainable().size());
+
+  test::TinyBatch tb(ref->config().vocab_size);
+  const int C = ref->config().hidden;
+  const std::vector<float> d_last = test::randn(size_t(tb.B * tb.T * C), 5, 1.0f);
+  run_step(*ref, tb, d_last);
+  run_step(*tp, tb, d_last);
+
+  const Tensor a = ref->last_hidden(), b = tp->last_hidden();
+  double worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+  EXPECT_LT(worst, 2e-5) << "last hidden state";
+
+  int sharded = 0, partial = 0;
+  for (core::Parameter* p : tp->params().trainable()) {
+    Tensor g = p->grad.clone(core::MemCategory::workspace);
+    if (p->tp_partial_grad) {
+      grid.tp_comm().all_reduce(g.data<float>(), size_t(g.numel()), parallel::ReduceOp::sum);
+      ++partial;
+    }
+    if (p->shard.sharded()) ++sharded;
+    const Tensor full = parallel::gather_shards(g, p->shard, grid.tp_comm());
+    const Tensor& want = ref->params().at(p->name).grad;
+    ASSERT_EQ(full.shape(), want.shape()) << p->name;
+    // Relative to the tensor's largest gradient, floored: K's bias gets a gradient that is zero up to
+    // rounding (softmax ignores a shift shared by all keys).
+    double scale = 1e-2, err = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
+      err = std::max(err, double(std::fabs(want.data<float>()[i] - full.data<float>()[i])));
+    }
+    EXPECT_LT(err / scale, 2e-4) << p->name << " (" << p->shard.describe() << ")";
+    // And the values themselves: a shard is the part of the unsharded tensor.
+    const Tensor v = parallel::gather_shards(p->value, p->shard, grid.tp_comm());
+    const Tensor& wv = ref->params().at(p->name).value;
+    for (int64_t i = 0; i < wv.numel(); ++i) ASSERT_EQ(v.data<float>()[i], wv.to_floats()[size_t(i)]) << p->name;
+  }
+  if (s.method != "bitfit") EXPECT_GT(sharded, 0);
+  if (s.method == "lora") EXPECT_GT(partial, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, TensorParallelBackbone,
+                         ::testing::Values(TpCase{"full", false}, TpCase{"lora", false}, TpCase{"bitfit", false},
+                                           TpCase{"full", true}, TpCase{"lora", true}),
+                         [](const auto& info) { return info.param.method + (info.param.gpt2 ? "_gpt2" : "_bert"); });
+
+TEST(TensorParallelBackbone, FrozenBytesSplit) {
+  parallel::Communicator& world = test::test_world();
+  if (world.size() < 2) GTEST_SKIP() << "tensor parallelism needs at least 2 ranks";
+  parallel::ProcessGrid grid(world, 2);
+  parallel::CommTensorParallelGroup group(grid.tp_comm());
+  const std::string dir = model_dir(false, world.rank());
+  auto ref = core::load_backbone(dir);
+  auto tp = core::load_backbone(dir, &group);
+  // Every sharded tensor's parts add up to the whole, and a shard holds only its part's bytes.
+  for (auto& p : tp->params().all()) {
+    const auto& full = ref->params().at(p->name).value;
+    if (!p->shard.sharded()) {
+      EXPECT_EQ(p->value.shape(), full.shape()) << p->name;
+      continue;
+    }
+    EXPECT_EQ(p->value.shape(), p->shard.local_shape()) << p->name;
+    EXPECT_EQ(p->value.storage()->bytes(), p->value.nbytes()) << p->name << ": the shard must not hold the whole tensor";
+    int64_t n = p->value.numel();
+    std::vector<double> v{double(n)};
+    grid.tp_comm().all_reduce(v.data(), 1, parallel::ReduceOp::sum);
+    EXPECT_EQ(int64_t(v[0]), full.numel()) << p->name;
+  }
+}
+
+TEST(TensorParallelBackbone, HeadsThatDoNotDivideAreRefused) {
+  parallel::Communicator& world = test::test_world();
+  if (world.size() < 4) GTEST_SKIP() << "needs 4 ranks (a tp group of 4 over a 2-head model)";
+  parallel::ProcessGrid grid(world, 4);
+  parallel::CommTensorParallelGroup group(grid.tp_comm());
+  const std::string dir = model_dir(false, world.rank());
+  try {
+    core::load_backbone(dir, &group);
+    FAIL() << "a 2-head model split over 4 ranks must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("does not divide the model's 2 attention heads"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ladder
