@@ -66,7 +66,8 @@ class PromptMethod : public Method {
     const core::Parameter& vocab = b.params().at(gpt2 ? "wte.weight" : "embeddings.word_embeddings.weight");
     std::vector<float> rows(size_t(P_) * C);
     std::mt19937_64 g(opt.seed ^ 0x9e0417ull);
-    const auto table = vocab.value.to_floats();
+    // Under tensor parallelism each rank holds some vocabulary rows: read the whole table (once, at start-up).
+    const auto table = core::gather_whole(vocab.value, vocab.shard, b.tensor_parallel(), core::MemCategory::workspace).to_floats();
     for (int p = 0; p < P_; ++p) {
       const size_t id = size_t(g() % uint64_t(V));
       std::copy(table.begin() + long(id * C), table.begin() + long((id + 1) * C), rows.begin() + long(size_t(p) * C));

@@ -14,13 +14,23 @@
 #include "core/kernels/threading.h"
 #include "core/tensor/memory.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace ladder::apps {
 
 int cache_command(const std::vector<std::string>& args) {
   TrainConfig cfg;
   if (!parse_train_config(args, cfg)) return 0;
+  // The stores hold backbone activations only: the side network's initialisation does not matter here.
+  if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
   DataParallel dp(cfg.tp);
   return dp.run([&] {
+    // The store holds replicated hidden states, written row-parallel by every rank: a tensor-parallel group
+    // would need its ranks to split rows and layers differently. Refuse instead of writing it wrongly.
+    if (dp.tp() > 1)
+      throw std::runtime_error("ladder cache runs data-parallel only (parallel.tp = " + std::to_string(dp.tp()) +
+                               "); run it with parallel.tp = 1 — the store it writes serves any tp at training time");
     RunReport report("cache", args);
     if (cfg.threads > 0) core::set_num_threads(cfg.threads);
     RunModel rm = build_run_model(cfg);

@@ -17,9 +17,12 @@ struct Weight {
 Weight load(core::Backbone& bb, const std::string& name, const ImportanceMap& imp) {
   core::Parameter& p = bb.params().at(name);
   Weight w;
-  w.value = p.value.to_floats();
-  w.rows = int(p.value.shape()[0]);
-  w.cols = p.value.shape().size() > 1 ? int(p.value.shape()[1]) : 1;
+  // A tensor-parallel backbone holds parts of its weights; the pruning scores whole ones (collective over
+  // the group, and every rank of it builds the side network alike).
+  const core::Tensor whole = core::gather_whole(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace);
+  w.value = whole.to_floats();
+  w.rows = int(whole.shape()[0]);
+  w.cols = whole.shape().size() > 1 ? int(whole.shape()[1]) : 1;
   auto it = imp.find(name);
   if (it != imp.end()) {
     if (it->second.size() != w.value.size()) throw std::invalid_argument("importance of " + name + " has the wrong size");
@@ -78,6 +81,17 @@ void check_reduction(const core::Backbone& bb, int reduction) {
 }
 
 }  // namespace
+
+std::vector<std::string> pruning_importance_names(const core::Backbone& backbone) {
+  if (backbone.config().arch != core::Architecture::bert)
+    throw std::invalid_argument("LST pruned initialisation is implemented for BERT backbones; use lst_init = random");
+  std::vector<std::string> names{"embeddings.word_embeddings.weight"};
+  for (int i = 0; i < backbone.config().layers; ++i)
+    for (const char* n : {"attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight",
+                          "attention.output.dense.weight", "intermediate.dense.weight", "output.dense.weight"})
+      names.push_back("encoder.layer." + std::to_string(i) + "." + n);
+  return names;
+}
 
 std::vector<int> kept_embedding_channels(core::Backbone& backbone, int reduction, const ImportanceMap& importance) {
   check_reduction(backbone, reduction);

@@ -26,6 +26,11 @@ using ImportanceMap = std::map<std::string, std::vector<float>>;
 std::vector<std::map<std::string, std::vector<float>>> pruned_side_layers(core::Backbone& backbone, int reduction,
                                                                           const ImportanceMap& importance);
 
+// The backbone parameters whose importance the pruning reads, in layer order: the word embeddings and each
+// layer's query, key, value, attention output, intermediate and output weights. Biases and LayerNorms are
+// only gathered by the rows their group kept. BERT only (throws otherwise).
+std::vector<std::string> pruning_importance_names(const core::Backbone& backbone);
+
 // Indices of the embedding channels kept (the first group's input columns), ascending.
 std::vector<int> kept_embedding_channels(core::Backbone& backbone, int reduction, const ImportanceMap& importance);
 

@@ -89,6 +89,9 @@ LstSideNetwork::LstSideNetwork(core::Backbone& backbone, const LstOptions& opt, 
     l.attn.causal = cfg.arch == core::Architecture::gpt2;
     l.attn.dropout_p = cfg.attn_dropout;
     l.attn.key_positions = cfg.max_positions;
+    // Twelve heads of width 4 (heads unchanged at d/r): the softmax would outweigh everything else a side
+    // block saves, and recomputing it costs little at this width.
+    l.attn.recompute_probs = true;
     l.ln1 = layer_norm("attention.output.LayerNorm");
     l.ffn_in = linear("intermediate.dense", c_, f);
     l.ffn_out = linear("output.dense", f, c_);
@@ -175,7 +178,7 @@ void LstSideNetwork::backward(const float* d_features) {
   Tensor::ensure(d_a_, {N, c_}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_b_, {N, c_}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_tmp_, {N, c_}, DType::f32, MemCategory::workspace);
-  ws_.ensure(b, c_, cfg.intermediate / opt_.reduction, cfg.heads);
+  ws_.ensure(b, c_, cfg.intermediate / opt_.reduction, cfg.heads, false, /*recompute_probs=*/true);
 
   const float* rows = first_token_ ? prev_[size_t(K) - 1].data<float>() : last_rows_.data<float>();
   up_.backward(d_rows_.data<float>(), d_features, rows, B);

@@ -29,6 +29,7 @@ struct LstOptions {
   std::vector<int> layers;      // backbone layers that get a side block and a ladder (empty = all)
   float gate_T = 0.1f;
   std::string init = "magnitude";  // magnitude | fisher | random (fisher needs `importance`)
+  int fisher_samples = 1024;       // init = fisher: training examples in the Fisher sum (LST's samples_for_fisher)
   uint64_t seed = 42;
 };
 

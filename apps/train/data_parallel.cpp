@@ -8,6 +8,9 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
+#include "parallel/shard_gather.h"
+#include "parallel/tensor_parallel_group.h"
+#include "core/optim/grad_clip.h"
 
 namespace ladder::apps {
 
@@ -21,13 +24,35 @@ DataParallel::DataParallel(int tp) {
   distributed_ = true;
   mpi_ = std::make_unique<parallel::MpiRuntime>();
   world_ = parallel::MpiCommunicator::world();
-  grid_ = std::make_unique<parallel::ProcessGrid>(*world_, tp);
-  if (grid_->tp() > 1)
-    throw std::runtime_error("parallel.tp = " + std::to_string(tp) +
-                             ": the trainer runs data parallelism only so far (tensor-parallel layers are not in "
-                             "`ladder train` yet); use parallel.tp = 1");
+  try {
+    grid_ = std::make_unique<parallel::ProcessGrid>(*world_, tp);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("parallel.tp: ") + e.what());
+  }
   rank_ = grid_->dp_rank();
   size_ = grid_->dp();
+  world_rank_ = grid_->world_rank();
+  tp_ = grid_->tp();
+  tp_rank_ = grid_->tp_rank();
+  if (tp_ > 1) tp_group_ = std::make_unique<parallel::CommTensorParallelGroup>(grid_->tp_comm());
+}
+
+core::TensorParallelGroup* DataParallel::tp_group() const { return tp_group_.get(); }
+
+core::Tensor DataParallel::gather(const core::Tensor& local, const core::ShardSpec& spec) const {
+  if (!spec.sharded()) return local;
+  return parallel::gather_shards(local, spec, grid_->tp_comm());
+}
+
+float DataParallel::clip_grad_norm(core::ParameterRegistry& params, float max_norm) const {
+  return core::clip_grad_norm(params, max_norm, tp_group_.get());
+}
+
+double DataParallel::take_tp_seconds() {
+  if (!tp_group_) return 0.0;
+  const double s = tp_group_->seconds();
+  tp_group_->reset_counters();
+  return s;
 }
 
 DataParallel::~DataParallel() = default;
@@ -43,6 +68,10 @@ std::vector<size_t> DataParallel::slice(size_t m, size_t micro) const {
 
 void DataParallel::attach(core::Backbone& backbone, double bucket_mb) {
   if (!distributed_) return;
+  partial_.clear();
+  for (core::Parameter* p : backbone.params().trainable())
+    if (p->tp_partial_grad && tp_ > 1) partial_.push_back(p);
+  if (size_ == 1) return;  // tensor parallelism only: no replica to average with
   // Spans in the order backward finishes them: layers top-down, then everything that belongs to no layer
   // (head, pooler, embeddings, rules shared by all layers), which is final only when backward returns.
   const int L = backbone.config().layers;
@@ -69,6 +98,8 @@ void DataParallel::attach(core::Backbone& backbone, double bucket_mb) {
 
 void DataParallel::average_gradients() {
   if (buckets_) buckets_->finish();
+  // Sums commute with the dp average, so the tp sum may follow it (and never races a bucket in flight).
+  for (core::Parameter* p : partial_) grid_->tp_comm().all_reduce(p->g(), size_t(p->grad.numel()), parallel::ReduceOp::sum);
 }
 
 void DataParallel::broadcast_trainable(core::ParameterRegistry& params) {

@@ -1,6 +1,9 @@
 #pragma once
-// The data-parallel side of `ladder train`. Started by a launcher with more than one process (mpirun -np N,
-// srun), it initialises MPI and the dp x tp grid and gives the trainer what it needs to run as one job:
+// The parallel side of `ladder train`. Started by a launcher with more than one process (mpirun -np N,
+// srun), it initialises MPI and the dp x tp grid (parallel/process_grid.h) and gives the trainer what it
+// needs to run as one job:
+//   - the tensor-parallel group the backbone is sharded over (parallel.tp > 1), and the summing of the
+//     gradients that are only a rank's share (LoRA's A beside a column-parallel layer) over that group;
 //   - which rows of each global batch this rank trains on (interleaved by length, so ranks pad alike);
 //   - averaging of the trainable gradients only, in buckets whose all-reduce starts while backward still
 //     runs the layers below (the backbone's layer hook marks a layer's gradients final);
@@ -20,21 +23,33 @@ class MpiRuntime;
 class MpiCommunicator;
 class ProcessGrid;
 class GradientBuckets;
+class CommTensorParallelGroup;
 }  // namespace ladder::parallel
 
 namespace ladder::apps {
 
 class DataParallel {
  public:
-  // Reads the launch environment; initialises MPI only when the world has more than one process.
-  // tp > 1 is refused (tensor parallelism is not in the trainer yet) with a message saying so.
+  // Reads the launch environment; initialises MPI only when the world has more than one process. tp must
+  // divide the number of processes (an error names both).
   explicit DataParallel(int tp);
   ~DataParallel();
 
   bool distributed() const { return distributed_; }
   int rank() const { return rank_; }   // dp rank
   int size() const { return size_; }   // dp size
-  bool lead() const { return rank_ == 0; }
+  bool lead() const { return world_rank_ == 0; }
+  int tp() const { return tp_; }
+  int tp_rank() const { return tp_rank_; }
+  // The group the backbone is sharded over; null without tensor parallelism.
+  core::TensorParallelGroup* tp_group() const;
+  // Whether this rank takes part in writing checkpoints: the tp group of dp rank 0 gathers the shards, its
+  // tp rank 0 (the lead) writes.
+  bool gathers_checkpoint() const { return rank_ == 0; }
+  // The whole tensor of a (possibly sharded) local one; collective over the tp group.
+  core::Tensor gather(const core::Tensor& local, const core::ShardSpec& spec) const;
+  // Gradient clipping over the whole model (sharded gradients' norms summed over the tp group).
+  float clip_grad_norm(core::ParameterRegistry& params, float max_norm) const;
   int local_size() const { return local_size_; }
 
   // Runs `body` so that an exception on this rank aborts every rank with its message (distributed), or
@@ -50,7 +65,8 @@ class DataParallel {
   // gradients are handed to the all-reduce as soon as its backward is done.
   void attach(core::Backbone& backbone, double bucket_mb);
   void set_last_micro(bool last) { last_micro_ = last; }
-  // Starts what is left, waits for all; the gradients are then the average over ranks.
+  // Starts what is left, waits for all; the gradients are then the average over dp ranks, and partial
+  // gradients (Parameter::tp_partial_grad) are summed over the tp group.
   void average_gradients();
   // Every rank gets rank 0's values of the trainable parameters (so replicas start identical).
   void broadcast_trainable(core::ParameterRegistry& params);
@@ -67,15 +83,19 @@ class DataParallel {
   size_t bytes_last_step() const;
   double wait_ms_last_step() const;
   size_t buckets() const;
+  // Tensor-parallel all-reduces (forward and backward of the sharded layers) since the last call.
+  double take_tp_seconds();
 
  private:
   bool distributed_ = false;
-  int rank_ = 0, size_ = 1, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1, world_rank_ = 0, tp_ = 1, tp_rank_ = 0;
+  std::vector<core::Parameter*> partial_;  // gradients summed over the tp group after backward
   bool last_micro_ = true;
   std::unique_ptr<parallel::MpiRuntime> mpi_;
   std::unique_ptr<parallel::MpiCommunicator> world_;
   std::unique_ptr<parallel::ProcessGrid> grid_;
   std::unique_ptr<parallel::GradientBuckets> buckets_;
+  std::unique_ptr<parallel::CommTensorParallelGroup> tp_group_;
   std::vector<std::vector<size_t>> spans_of_layer_;  // span indices per backbone layer
 };
 

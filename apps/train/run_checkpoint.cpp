@@ -43,6 +43,9 @@ TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::st
   parse_train_config(overrides, cfg, &ck.config);
   if (!ck.method.empty() && cfg.method != ck.method)
     throw std::runtime_error(path + ": checkpoint of method '" + ck.method + "' but the config says '" + cfg.method + "'");
+  // The checkpoint's side network replaces its initialisation: skip LST's Fisher pass, which would cost
+  // seconds and need the training split.
+  if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
   return cfg;
 }
 

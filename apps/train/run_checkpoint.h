@@ -15,7 +15,8 @@ namespace ladder::apps {
 // holding checkpoints/. In a folder, pick "latest" takes the newest complete checkpoint, "best" best.h5.
 std::string resolve_checkpoint(const std::string& given, const std::string& pick);
 
-// The run's effective config as stored in the checkpoint, with command-line overrides applied.
+// The run's effective config as stored in the checkpoint, with command-line overrides applied. The
+// parameters come from the checkpoint, so LST's lst_init = fisher reads as magnitude (no Fisher pass).
 TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::string& path,
                                    const std::vector<std::string>& overrides);
 

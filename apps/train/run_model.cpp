@@ -1,26 +1,30 @@
 #include "apps/train/run_model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 
+#include "apps/train/fisher_init.h"
 #include "data/glue/metrics.h"
 #include "data/padded_batch.h"
 
 namespace ladder::apps {
 
-RunModel build_run_model(const TrainConfig& cfg) {
+RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) {
   RunModel m;
   m.task = data::parse_glue_task(cfg.task);
   const data::GlueTaskInfo& info = data::glue_task_info(m.task);
-  m.backbone = core::load_backbone(cfg.model_dir);
+  m.backbone = core::load_backbone(cfg.model_dir, tp);
   const auto& mc = m.backbone->config();
   if (cfg.max_length > mc.max_positions)
     throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
                              std::to_string(mc.max_positions) + " positions");
   m.head = std::make_unique<adapters::SequenceClassificationHead>(*m.backbone, info.num_labels, cfg.seed);
-  if (cfg.method == "lst")
-    m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, cfg.lst);
-  else
+  if (cfg.method == "lst") {
+    // Fisher importances come from the task loss through the head, so the head exists first.
+    const adapters::ImportanceMap importance = cfg.lst.init == "fisher" ? lst_fisher_importance(cfg, m) : adapters::ImportanceMap{};
+    m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, cfg.lst, importance);
+  } else
     m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
   m.backbone->params().allocate_gradients();
   return m;
@@ -38,9 +42,36 @@ const core::Tensor& model_forward(RunModel& m, const core::TokenBatch& b, const 
   core::StepOptions bo;
   bo.keep_hidden_states = true;
   bo.samples = opt.samples;
-  m.backbone->forward(b, bo);
+  const std::vector<int> tap_ids = m.side->taps();
   std::vector<const float*> taps;
-  for (int t : m.side->taps()) taps.push_back(m.backbone->hidden_state(t).data<float>());
+  const int chunk = std::max(1, m.lst_chunk_rows / std::max(1, b.T));
+  if (b.B <= chunk) {
+    m.backbone->forward(b, bo);
+    for (int t : tap_ids) taps.push_back(m.backbone->hidden_state(t).data<float>());
+    return model_forward_taps(m, b, opt, taps);
+  }
+  // The backbone saves nothing for backward, so it runs a few sequences at a time: its workspace (Q/K/V,
+  // attention probabilities, FFN activations, every layer's output) then scales with the chunk, not the
+  // batch. Only the taps, the side network's inputs, are kept for the whole batch.
+  const int C = m.backbone->config().hidden;
+  if (m.taps.size() < tap_ids.size()) m.taps.resize(tap_ids.size());
+  for (size_t j = 0; j < tap_ids.size(); ++j)
+    core::Tensor::ensure(m.taps[j], {b.rows(), C}, core::DType::f32,
+                         opt.save_for_backward ? core::MemCategory::activations : core::MemCategory::workspace);
+  for (int b0 = 0; b0 < b.B; b0 += chunk) {
+    const int nb = std::min(chunk, b.B - b0);
+    const size_t off = size_t(b0) * b.T;
+    core::TokenBatch sub{nb, b.T, b.input_ids + off, b.token_type_ids ? b.token_type_ids + off : nullptr,
+                         b.attention_mask ? b.attention_mask + off : nullptr};
+    core::StepOptions so = bo;
+    so.samples = opt.samples.ids ? core::SampleKeys{opt.samples.ids + b0, 0} : core::SampleKeys{nullptr, opt.samples.first + b0};
+    m.backbone->forward(sub, so);
+    for (size_t j = 0; j < tap_ids.size(); ++j) {
+      const float* h = m.backbone->hidden_state(tap_ids[j]).data<float>();
+      std::copy(h, h + size_t(nb) * b.T * C, m.taps[j].data<float>() + off * C);
+    }
+  }
+  for (size_t j = 0; j < tap_ids.size(); ++j) taps.push_back(m.taps[j].data<float>());
   return model_forward_taps(m, b, opt, taps);
 }
 
@@ -101,10 +132,13 @@ void load_trainable_params(RunModel& m, const core::CheckpointData& ck, const st
   for (auto& [name, t] : ck.params) {
     core::Parameter* p = params.find(name);
     if (!p || !p->trainable) throw std::runtime_error(path + ": parameter '" + name + "' is not trainable in this run");
-    if (p->value.shape() != t.shape())
+    // Checkpoints hold whole tensors; a tensor-parallel rank takes its part.
+    const core::Shape& whole = p->shard.sharded() ? p->shard.full : p->value.shape();
+    if (whole != t.shape())
       throw std::runtime_error(path + ": parameter '" + name + "' has shape " + core::shape_str(t.shape()) +
-                               ", the model needs " + core::shape_str(p->value.shape()));
-    p->value.copy_from(t);
+                               ", the model needs " + core::shape_str(whole));
+    if (p->shard.sharded()) p->value.copy_from(core::shard_of(t, p->shard, core::MemCategory::workspace));
+    else p->value.copy_from(t);
     ++loaded;
   }
   if (loaded != params.trainable().size())

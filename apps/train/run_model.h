@@ -22,6 +22,10 @@ struct RunModel {
   std::unique_ptr<adapters::LstSideNetwork> side;  // method "lst": the backbone only feeds the side network
   data::GlueTask task;
   core::Tensor d_features;                          // scratch for the side network's backward
+  std::vector<core::Tensor> taps;                   // LST: the whole batch's taps when the backbone ran in chunks
+  // LST runs its frozen backbone on at most this many token rows at a time (see model_forward): its
+  // workspace then stays small whatever the batch. 256 rows keep GEMMs efficient on a CPU.
+  int lst_chunk_rows = 256;
 };
 
 // The run's forward: the backbone (with the pooler's first-token shortcut, or, with a side network,
@@ -37,8 +41,9 @@ std::vector<int> cache_taps(const RunModel& m);
 // Backward of the head's loss (times grad_scale) into whatever trains: head, side network or backbone.
 void model_backward(RunModel& m, const int32_t* labels, const float* scores, float grad_scale);
 
-// Loads the backbone, adds the head and the methods, allocates gradients.
-RunModel build_run_model(const TrainConfig& cfg);
+// Loads the backbone (sharded over `tp` when it has more than one rank: every rank of the group must call
+// this), adds the head and the methods, allocates gradients.
+RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp = nullptr);
 
 // Reads the task's train (optional) and first dev split, tokenized as the run's methods need (prompt tokens
 // inserted). Empty train when with_train is false.
@@ -50,7 +55,8 @@ data::GlueSplit tokenize_for_run(const TrainConfig& cfg, const RunModel& m, data
                                  const std::vector<data::GlueExample>& rows, int max_examples);
 
 // Copies a checkpoint's /params into the model's trainable parameters; every trainable parameter must be
-// present with its shape, and nothing else. Errors name the checkpoint and the parameter.
+// present with its (whole, unsharded) shape, and nothing else; a tensor-parallel rank keeps its part.
+// Errors name the checkpoint and the parameter.
 void load_trainable_params(RunModel& m, const core::CheckpointData& ck, const std::string& path);
 
 struct EvalResult {

@@ -76,7 +76,8 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("method.lst_reduction", po::value<int>(&c.lst.reduction)->default_value(c.lst.reduction), "LST: side width = hidden / reduction (heads unchanged)")
       ("method.lst_layers", po::value<std::string>(&lst_layers)->default_value(""), "LST: backbone layers with a side block and a ladder, e.g. 1,2,4,5 (empty = all)")
       ("method.lst_gate_T", po::value<float>(&c.lst.gate_T)->default_value(c.lst.gate_T), "LST: gate temperature, g = sigmoid(alpha / T)")
-      ("method.lst_init", po::value<std::string>(&c.lst.init)->default_value(c.lst.init), "LST: side blocks from the pruned backbone by weight magnitude, or random")
+      ("method.lst_init", po::value<std::string>(&c.lst.init)->default_value(c.lst.init), "LST: side blocks from the backbone pruned by weight magnitude or by Fisher importance (fisher), or random")
+      ("method.lst_fisher_samples", po::value<int>(&c.lst.fisher_samples)->default_value(c.lst.fisher_samples), "LST, lst_init = fisher: training examples whose squared gradients are summed (one at a time)")
       ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch and rank (a step: batch_size x grad_accum x ranks)")
       ("train.grad_accum", po::value<int>(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per optimizer step")
       ("train.epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "passes over the training set")
@@ -161,7 +162,8 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
     if (used != v.size() || layer < 0) throw std::runtime_error("method.lst_layers: '" + v + "' is not a layer index");
     c.lst.layers.push_back(layer);
   }
-  c.lst.seed = c.seed;
+  if (c.lst.fisher_samples <= 0)
+    throw std::runtime_error("method.lst_fisher_samples must be positive, got " + std::to_string(c.lst.fisher_samples));
   if (c.cache_dir.empty()) c.cache_dir = "runs/cache-" + c.task;
   if (c.cache_dtype != "f16" && c.cache_dtype != "bf16" && c.cache_dtype != "f32")
     throw std::runtime_error("cache.dtype '" + c.cache_dtype + "': expected f16, bf16 or f32");
@@ -176,6 +178,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
     throw std::runtime_error("train.seed: '" + seed_s + "' is not a non-negative integer");
   }
   m.seed = c.seed;
+  c.lst.seed = c.seed;
   if (c.data_dir.empty()) c.data_dir = default_shared() + "/data/glue/" + data::glue_task_info(data::parse_glue_task(c.task)).dir_name;
   if (c.batch_size <= 0 || c.grad_accum <= 0 || c.eval_batch_size <= 0)
     throw std::runtime_error("train.batch_size, train.grad_accum and eval.batch_size must be positive");

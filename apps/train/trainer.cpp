@@ -78,7 +78,9 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   const data::GlueTaskInfo& info = data::glue_task_info(task);
 
   // Model, head, methods, data.
-  RunModel rm = build_run_model(cfg);
+  RunModel rm = build_run_model(cfg, dp.tp_group());
+  // Frozen weights this rank holds (memory-mapped or copied): about 1/tp of the model's with tensor parallelism.
+  const size_t frozen_bytes = core::MemoryTracker::instance().current(0, core::MemCategory::frozen_weights);
   auto& model = rm.backbone;
   auto& head = *rm.head;
   auto& methods = rm.methods;
@@ -133,6 +135,9 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
       cfg.method.c_str(), n_train, n_total, 100.0 * double(n_train) / double(n_total), (long long)total_steps,
       cfg.batch_size, cfg.grad_accum, dp.size(), (long long)global_batch, cfg.lr, cfg.schedule.c_str(), (long long)warmup,
       core::num_threads());
+  if (dp.tp() > 1)
+    say(lead, "tensor parallelism: the backbone is sharded over %d ranks per replica (%d replicas); frozen weights %s per rank\n",
+        dp.tp(), dp.size(), core::format_bytes(frozen_bytes).c_str());
 
   // Resume.
   const bool higher_better = true;  // every GLUE primary metric
@@ -151,7 +156,10 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
       for (size_t i = 0; i < states.size(); ++i) {
         if (states[i].first != ck.optimizer[i].first)
           throw std::runtime_error(*latest + ": optimizer state '" + ck.optimizer[i].first + "' where '" + states[i].first + "' was expected");
-        states[i].second->copy_from(ck.optimizer[i].second);
+        // Whole tensors in the file; a tensor-parallel rank takes the part of its parameter's shard.
+        const core::ShardSpec& spec = opt.parameters()[i / 2]->shard;
+        if (spec.sharded()) states[i].second->copy_from(core::shard_of(ck.optimizer[i].second, spec, core::MemCategory::workspace));
+        else states[i].second->copy_from(ck.optimizer[i].second);
       }
       if (ck.step > 0 && ck.samples_seen != ck.step * global_batch)
         throw std::runtime_error(*latest + ": trained with a global batch of " + std::to_string(ck.samples_seen / ck.step) +
@@ -170,8 +178,17 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   dp.broadcast_trainable(params);
   dp.attach(*model, cfg.bucket_mb);
 
-  // Replicas hold the same parameters and sampler position: the lead rank alone writes the checkpoint.
+  // Replicas hold the same parameters and sampler position: the lead rank alone writes the checkpoint, with
+  // whole tensors (the tp group of dp rank 0 gathers the shards first), so it resumes at any dp x tp.
   auto save = [&](std::optional<double> metric) -> std::string {
+    if (!dp.gathers_checkpoint()) return "";
+    std::vector<std::pair<std::string, core::Tensor>> whole_params, whole_states;
+    for (auto* p : params.trainable()) whole_params.emplace_back(p->name, dp.gather(p->value, p->shard));
+    {
+      auto states = opt.state_tensors();
+      for (size_t i = 0; i < states.size(); ++i)
+        whole_states.emplace_back(states[i].first, dp.gather(*states[i].second, opt.parameters()[i / 2]->shard));
+    }
     if (!lead) return "";
     core::CheckpointData ck;
     ck.step = step;
@@ -181,8 +198,8 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     ck.method = cfg.method;
     ck.backbone_id = cfg.model_dir;
     ck.backbone_hash = model->name();
-    for (auto* p : params.trainable()) ck.params.emplace_back(p->name, p->value);
-    for (auto& [n, t] : opt.state_tensors()) ck.optimizer.emplace_back(n, *t);
+    ck.params = std::move(whole_params);
+    ck.optimizer = std::move(whole_states);
     ck.sampler["position"] = {sampler.state().epoch, sampler.state().position};
     ck.metrics = series;
     return ckdir.save(ck, metric);
@@ -194,7 +211,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   std::vector<int32_t> labels;
   std::vector<float> scores;
   std::vector<int64_t> sample_ids;
-  std::vector<double> step_ms, comm_ms;
+  std::vector<double> step_ms, comm_ms, tp_ms;
   int stop_sig = 0;
   const int32_t pad = tok.pad_id();
   std::unique_ptr<data::PrefetchingReader> prefetch;
@@ -202,9 +219,12 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   // HDF5 is not thread-safe here: other HDF5 work (checkpoints, the dev store) waits for the prefetcher.
   auto hold_hdf5 = [&] { return prefetch ? prefetch->hold_hdf5() : std::unique_lock<std::mutex>(); };
   auto run_eval = [&] {
-    if (!dev_store) return evaluate(rm, dev, cfg.eval_batch_size, pad);
+    // LST saves so little for backward that a larger evaluation batch would set the run's peak memory:
+    // it evaluates at most a training batch at a time.
+    const int eval_batch = rm.side ? std::min(cfg.eval_batch_size, cfg.batch_size) : cfg.eval_batch_size;
+    if (!dev_store) return evaluate(rm, dev, eval_batch, pad);
     auto hold = hold_hdf5();
-    return evaluate_from_store(rm, *dev_store, task, cfg.eval_batch_size);
+    return evaluate_from_store(rm, *dev_store, task, eval_batch);
   };
   Progress progress("train", uint64_t(total_steps), "steps", 30.0, /*redraw=*/!dp.distributed());
   double window_loss = 0, window_tokens = 0, window_s = 0;
@@ -281,7 +301,8 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     tokens = long(red[1]);
     if (red[3] > 0) stop_sig = int(red[2] / red[3] + 0.5);
     comm_ms.push_back(dp.wait_ms_last_step());
-    if (cfg.max_grad_norm > 0) core::clip_grad_norm(params, float(cfg.max_grad_norm));
+    tp_ms.push_back(1e3 * dp.take_tp_seconds());
+    if (cfg.max_grad_norm > 0) dp.clip_grad_norm(params, float(cfg.max_grad_norm));
     const double lr = schedule.lr_at(step);
     opt.step(lr);
     ++step;
@@ -364,6 +385,9 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   report.metrics()["loss_series"] = series["loss"];
   report.timings()["median_step_ms"] = median(step_ms);
   report.metrics()["data_parallel_ranks"] = dp.size();
+  report.metrics()["tensor_parallel_ranks"] = dp.tp();
+  report.metrics()["frozen_weight_bytes_per_rank"] = frozen_bytes;
+  report.timings()["median_tp_allreduce_ms"] = tp_ms.empty() ? 0.0 : median(tp_ms);
   report.metrics()["global_batch"] = global_batch;
   report.metrics()["allreduce_bytes_per_step"] = dp.bytes_last_step();
   report.metrics()["allreduce_buckets"] = dp.buckets();

@@ -40,6 +40,8 @@ class Backbone {
   virtual std::vector<std::pair<std::string, Linear*>> linear_modules() = 0;
   // Prompt tuning: token ids >= vocab_size read these [P, d] rows instead of the vocabulary (null = none).
   virtual void set_prompt_embeddings(Parameter* rows) = 0;
+  // The tensor-parallel group the backbone is sharded over; null when it is not.
+  virtual TensorParallelGroup* tensor_parallel() const { return nullptr; }
   // Dotted prefix of per-layer parameter names ("encoder.layer." for BERT, "h." for GPT-2).
   virtual std::string layer_prefix() const = 0;
   // The layer a parameter belongs to by its name (adapters on a layer included), or -1 when it belongs

@@ -28,6 +28,7 @@ class BertModel : public Backbone {
   double forward_flops(int B, int T) const override;
   std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "bert"; }
+  TensorParallelGroup* tensor_parallel() const override { return tp_; }
   std::string layer_prefix() const override { return "encoder.layer."; }
   void set_prompt_embeddings(Parameter* rows) override { word_.extra = rows; }
 

@@ -24,6 +24,7 @@ class Gpt2Model : public Backbone {
   double forward_flops(int B, int T) const override;
   std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "gpt2"; }
+  TensorParallelGroup* tensor_parallel() const override { return tp_; }
   std::string layer_prefix() const override { return "h."; }
   void set_prompt_embeddings(Parameter* rows) override { prompt_ = rows; }
 

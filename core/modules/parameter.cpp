@@ -65,7 +65,7 @@ void ParameterRegistry::zero_grad() {
 size_t ParameterRegistry::count(bool trainable_only) const {
   size_t n = 0;
   for (auto& p : params_)
-    if (!trainable_only || p->trainable) n += size_t(p->value.numel());
+    if (!trainable_only || p->trainable) n += size_t(p->shard.sharded() ? shape_numel(p->shard.full) : p->value.numel());
   return n;
 }
 

@@ -52,7 +52,7 @@ class ParameterRegistry {
   void zero_grad();
   const Tensor& gradient_buffer() const { return grad_buffer_; }
 
-  size_t count(bool trainable_only) const;  // number of scalar parameters
+  size_t count(bool trainable_only) const;  // number of scalar parameters (whole tensors, also when sharded)
   // Releases the values of every frozen parameter (their memory maps close when nothing else holds them),
   // for runs that no longer need the frozen model (a side network trained from an activation store).
   // Shapes are forgotten too; touching a released parameter afterwards is a bug.

@@ -15,7 +15,7 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
                             bool first_token_only, const BranchCall* out_call) const {
   const int N = b.rows(), D = width();
   Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * D});
-  Tensor& probs_t = activation_slot(save, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
+  Tensor& probs_t = activation_slot(save && !recompute_probs, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
   const int R = first_token_only ? b.B : N;  // rows that go through the out projection
   Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {R, D});
   Tensor& ctx_all = first_token_only ? activation_slot(false, saved.ctx_all, scratch.ctx_all, {N, D}) : ctx_t;
@@ -40,7 +40,7 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,
                              float dropout, uint64_t seed, const SampleKeys& samples, float* dqkv, float* scratch,
-                             bool accumulate_dx, bool first_token_only, float* tp_ws) const {
+                             bool accumulate_dx, bool first_token_only, float* tp_ws, float* recompute_ws) const {
   const int N = b.rows(), D = width();
   // d(ctx) lives after the attention kernel's scratch: attention_backward reads it while writing dq/dk/dv.
   const AttentionShape s = shape(b, samples);
@@ -55,7 +55,18 @@ void SelfAttention::backward(float* dx, const float* dy, const float* x, const B
     out.backward(dctx, dy, saved_or_null(buf.ctx), N);
   }
   const float* q = buf.qkv.data<float>();
-  attention_backward(dqkv, dqkv + D, dqkv + 2 * D, dctx, q, q + D, q + 2 * D, buf.probs.data<float>(), causal,
+  const float* probs = nullptr;
+  if (recompute_probs) {
+    // The same softmax as forward (deterministic), into workspace; the attention output is discarded.
+    if (!recompute_ws) throw std::logic_error("SelfAttention::backward with recompute_probs needs recompute_ws");
+    float* p = recompute_ws;
+    attention_forward(p + size_t(b.B) * NH * b.T * b.T, p, q, q + D, q + 2 * D, b.attention_mask, causal,
+                      1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
+    probs = p;
+  } else {
+    probs = buf.probs.data<float>();
+  }
+  attention_backward(dqkv, dqkv + D, dqkv + 2 * D, dctx, q, q + D, q + 2 * D, probs, causal,
                      1.0f / std::sqrt(float(s.HS)), dropout, seed, scratch, s);
   // Sharded: q/k/v see only this rank's heads, so their input gradient is a partial sum (Megatron's "f"
   // conjugate): reduce it on its own, then add it to what dx already holds.

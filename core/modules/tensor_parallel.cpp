@@ -58,4 +58,26 @@ void place_shard(float* full, const float* local, const ShardSpec& spec, int par
   for_each_run(spec, part, [&](size_t f, size_t l, size_t n) { std::copy(local + l, local + l + n, full + f); });
 }
 
+Tensor shard_of(const Tensor& full, const ShardSpec& spec, MemCategory cat) {
+  if (full.shape() != spec.full)
+    throw std::invalid_argument("a tensor of shape " + shape_str(full.shape()) + " where " + spec.describe() + " was expected");
+  const Tensor f32 = full.dtype() == DType::f32 ? full : full.to(DType::f32, MemCategory::workspace);
+  if (!spec.sharded()) return f32.clone(cat);
+  Tensor local = Tensor::empty(spec.local_shape(), DType::f32, cat);
+  extract_shard(local.data<float>(), f32.data<float>(), spec, spec.index);
+  return local;
+}
+
+Tensor gather_whole(const Tensor& local, const ShardSpec& spec, TensorParallelGroup* tp, MemCategory cat) {
+  const Tensor f32 = local.dtype() == DType::f32 ? local : local.to(DType::f32, MemCategory::workspace);
+  if (!spec.sharded() || !tp || tp->size() <= 1) return f32.clone(cat);
+  if (spec.parts != tp->size() || spec.index != tp->rank())
+    throw std::invalid_argument("gather_whole: a " + spec.describe() + " shard on rank " + std::to_string(tp->rank()) +
+                                " of a group of " + std::to_string(tp->size()));
+  Tensor whole = Tensor::zeros(spec.full, DType::f32, cat);
+  place_shard(whole.data<float>(), f32.data<float>(), spec, spec.index);
+  tp->all_reduce_sum(whole.data<float>(), size_t(whole.numel()));
+  return whole;
+}
+
 }  // namespace ladder::core

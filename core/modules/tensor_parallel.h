@@ -51,5 +51,12 @@ std::pair<int64_t, int64_t> split_range(int64_t extent, int i, int parts);
 void extract_shard(float* local, const float* full, const ShardSpec& spec, int part);
 // full <- local for part `part` (the inverse of extract_shard).
 void place_shard(float* full, const float* local, const ShardSpec& spec, int part);
+// This rank's part (spec.index) of a whole tensor (shape spec.full, any float dtype) as a new f32 tensor;
+// a replicated spec copies. Throws naming both shapes when `full` is not spec.full.
+Tensor shard_of(const Tensor& full, const ShardSpec& spec, MemCategory cat);
+// The whole tensor of which `local` is this rank's part (f32, spec.full), via one all-reduce of a zeroed
+// whole with each part in place: collective over `tp`. Replicated (or tp null): a copy of local.
+// Meant for rare reads of whole weights (initialisations), not for a step's hot path.
+Tensor gather_whole(const Tensor& local, const ShardSpec& spec, TensorParallelGroup* tp, MemCategory cat);
 
 }  // namespace ladder::core

@@ -37,4 +37,28 @@ float clip_grad_norm(ParameterRegistry& params, float max_norm) {
   return norm;
 }
 
+float clip_grad_norm(ParameterRegistry& params, float max_norm, TensorParallelGroup* tp) {
+  if (!tp || tp->size() <= 1) return clip_grad_norm(params, max_norm);
+  if (!(max_norm > 0))
+    throw std::invalid_argument("clip_grad_norm: max_norm must be > 0, got " + std::to_string(max_norm));
+  double sharded = 0, replicated = 0;
+  for (Parameter* p : params.trainable()) {
+    const double n = l2_norm(p->g(), p->grad.numel());
+    (p->shard.sharded() ? sharded : replicated) += n * n;
+  }
+  float part = float(sharded);
+  tp->all_reduce_sum(&part, 1);
+  const float norm = float(std::sqrt(double(part) + replicated));
+  if (!std::isfinite(norm)) return norm;
+  const float coef = float(max_norm) / (norm + 1e-6f);
+  if (coef < 1.0f) {
+    const Tensor& g = params.gradient_buffer();
+    float* x = g.data<float>();
+    const int64_t n = g.numel();
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
+    for (int64_t i = 0; i < n; i++) x[i] *= coef;
+  }
+  return norm;
+}
+
 }  // namespace ladder::core

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/modules/parameter.h"
+#include "core/modules/tensor_parallel.h"
 
 namespace ladder::core {
 
@@ -18,5 +19,9 @@ double l2_norm(const float* x, int64_t n);
 // that coefficient (rounded to f32, as torch multiplies by an f32 tensor). A non-finite norm is returned
 // with the gradients left untouched (torch would fill them with NaN): the caller should skip the step.
 float clip_grad_norm(ParameterRegistry& params, float max_norm);
+// The same under tensor parallelism: each rank holds part of every sharded gradient, so their squared norms
+// are summed over `tp` (one all-reduce) while replicated gradients count once. Every rank of the group gets
+// the same norm and coefficient. tp null or of size 1: clip_grad_norm above.
+float clip_grad_norm(ParameterRegistry& params, float max_norm, TensorParallelGroup* tp);
 
 }  // namespace ladder::core
