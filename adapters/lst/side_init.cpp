@@ -19,7 +19,9 @@ Weight load(core::Backbone& bb, const std::string& name, const ImportanceMap& im
   Weight w;
   // A tensor-parallel backbone holds parts of its weights; the pruning scores whole ones (collective over
   // the group, and every rank of it builds the side network alike).
-  const core::Tensor whole = core::gather_whole(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace);
+  const bool sharded = p.shard.sharded() && bb.tensor_parallel();
+  const core::Tensor whole =
+      sharded ? core::gather_whole(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace) : p.value;
   w.value = whole.to_floats();
   w.rows = int(whole.shape()[0]);
   w.cols = whole.shape().size() > 1 ? int(whole.shape()[1]) : 1;

@@ -112,6 +112,11 @@ std::vector<int> LstSideNetwork::taps() const {
   return t;
 }
 
+void LstSideNetwork::set_recompute_softmax(bool on) {
+  recompute_softmax_ = on;
+  for (auto& blk : blocks_) blk.attn.recompute_probs = on;
+}
+
 float LstSideNetwork::gate(int layer) const { return 1.0f / (1.0f + std::exp(-alpha_->w()[layer] / opt_.gate_T)); }
 
 const Tensor& LstSideNetwork::forward(const std::vector<const float*>& taps, const core::TokenBatch& b,
@@ -178,7 +183,7 @@ void LstSideNetwork::backward(const float* d_features) {
   Tensor::ensure(d_a_, {N, c_}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_b_, {N, c_}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_tmp_, {N, c_}, DType::f32, MemCategory::workspace);
-  ws_.ensure(b, c_, cfg.intermediate / opt_.reduction, cfg.heads, false, /*recompute_probs=*/true);
+  ws_.ensure(b, c_, cfg.intermediate / opt_.reduction, cfg.heads, false, recompute_softmax_);
 
   const float* rows = first_token_ ? prev_[size_t(K) - 1].data<float>() : last_rows_.data<float>();
   up_.backward(d_rows_.data<float>(), d_features, rows, B);

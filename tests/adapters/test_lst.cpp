@@ -178,3 +178,30 @@ TEST(Lst, BadOptionsAreClearErrors) {
   o.init = "pruned";
   EXPECT_NE(error_of(o).find("expected magnitude, fisher or random"), std::string::npos) << error_of(o);
 }
+
+TEST(Lst, RecomputedSoftmaxGivesTheSavedSoftmaxsGradients) {
+  // The side blocks recompute their attention softmax in backward by default; saving it must give the
+  // same gradients bit for bit (same kernel, same inputs), with attention dropout on.
+  for (bool gpt : {false, true}) {
+    adapters::LstOptions o;
+    o.reduction = 2;
+    o.init = "random";  // (pruned init is BERT-only)
+    std::vector<std::vector<float>> grads;
+    for (bool recompute : {true, false}) {
+      Rig rig(gpt, std::string("lst_recompute_") + (gpt ? "gpt" : "bert") + (recompute ? "_on" : "_off"), o);
+      rig.side->set_recompute_softmax(recompute);
+      const auto R = test::randn(size_t(rig.tb.B) * rig.bb->config().hidden, 13);
+      rig.bb->params().zero_grad();
+      rig.run(true);
+      rig.side->backward(R.data());
+      grads.push_back(rig.bb->params().gradient_buffer().to_floats());
+    }
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    double norm = 0;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      EXPECT_EQ(grads[0][i], grads[1][i]) << (gpt ? "gpt2 " : "bert ") << i;
+      norm += double(grads[0][i]) * grads[0][i];
+    }
+    EXPECT_GT(norm, 0.0);
+  }
+}
