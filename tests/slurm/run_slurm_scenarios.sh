@@ -10,7 +10,7 @@
 #   3. a chained pair (--dependency=afterok): today finetune.sbatch then eval.sbatch on its run directory,
 #      and cache_then_train.sh failing cleanly (no `ladder cache` yet: see the TODO in scenario3)
 #   4. a broken config, a missing config, a rank that crashes: FAILED fast, error at the end of the log
-#   6. multinode.sbatch on one node (1 x 2 tasks) completes; a tp that does not divide it is refused; a copy
+#   6. multinode.sbatch on one node (1 x 2 tasks, tp 2) completes; a tp that does not divide it is refused; a copy
 #      of finetune.sbatch elsewhere with its config and LADDER_HOME edited in runs with no arguments
 # Every daemon it starts is stopped by PID on exit (also on failure); about a minute on 2 cores.
 #
@@ -363,15 +363,16 @@ PY
 }
 
 scenario6() {
-  say "scenario 6: multinode.sbatch on 1 node x 2 tasks per node (dp 2 x tp 1)"
+  say "scenario 6: multinode.sbatch on 1 node x 2 tasks per node with tensor parallelism (dp 1 x tp 2)"
   local jid st
   # (No LADDER_HOME in the environment: the script finds slurm/common.sh beside itself.)
   jid=$(env -u LADDER_HOME sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10 \
-    --job-name=ladder-test-s6 "$SRC_DIR/slurm/multinode.sbatch" tiny.ini --train.max_steps 10)
+    --export=ALL,LADDER_TP=2 --job-name=ladder-test-s6 "$SRC_DIR/slurm/multinode.sbatch" tiny.ini --train.max_steps 10)
   jid=${jid%%[!0-9]*}
   st=$(wait_job_end "$jid" 120)
   show_log "$S/ladder-test-s6-$jid.out" 3
-  [[ $st == COMPLETED ]] && grep -q "dp 2 x tp 1" "$S/ladder-test-s6-$jid.out" || fail "scenario 6: job $jid $st"
+  [[ $st == COMPLETED ]] && grep -q "dp 1 x tp 2" "$S/ladder-test-s6-$jid.out" &&
+    grep -q "sharded over 2 ranks" "$S/ladder-test-s6-$jid.out" || fail "scenario 6: job $jid $st"
   jid=$(sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10 --job-name=ladder-test-s6b \
     --export=ALL,LADDER_TP=3 "$SRC_DIR/slurm/multinode.sbatch" tiny.ini)
   jid=${jid%%[!0-9]*}
@@ -392,7 +393,7 @@ scenario6() {
   show_log "$S/mine/ladder-test-s6c-$jid.out" 2
   [[ $st == COMPLETED && -f $S/mine/runs/ladder-test-s6c-$jid/checkpoints/step-00000006.h5 ]] ||
     fail "scenario 6: the copied script (job $jid $st)"
-  say "scenario 6: PASS (multinode template, tp check, a copied script)"
+  say "scenario 6: PASS (multinode template at tp 2, tp check, a copied script)"
 }
 
 scenario2() { preempt 2 USR1 --batch; }   # what #SBATCH --signal=B:USR1@N sends before the time limit
