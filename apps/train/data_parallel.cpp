@@ -8,7 +8,6 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
-#include "parallel/shard_gather.h"
 #include "parallel/tensor_parallel_group.h"
 #include "core/optim/grad_clip.h"
 
@@ -41,7 +40,7 @@ core::TensorParallelGroup* DataParallel::tp_group() const { return tp_group_.get
 
 core::Tensor DataParallel::gather(const core::Tensor& local, const core::ShardSpec& spec) const {
   if (!spec.sharded()) return local;
-  return parallel::gather_shards(local, spec, grid_->tp_comm());
+  return core::gather_whole(local, spec, tp_group_.get(), core::MemCategory::workspace);
 }
 
 float DataParallel::clip_grad_norm(core::ParameterRegistry& params, float max_norm) const {

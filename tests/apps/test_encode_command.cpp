@@ -3,6 +3,8 @@
 // errors for a bad --pooling and a missing model directory.
 #include <gtest/gtest.h>
 
+#include "tests/support/error_of.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -66,15 +68,7 @@ std::vector<T> read_all(const core::Hdf5Dataset& ds) {
   return v;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
+using ladder::test::error_of;
 
 TEST(EncodeCommand, MiniLmMeanNormalizeWritesRowsInInputOrder) {
   const std::string model = minilm_dir();

@@ -4,6 +4,8 @@
 // back with ladder's own loader and gives the LoRA model's hidden states, and the errors are clear.
 #include <gtest/gtest.h>
 
+#include "tests/support/error_of.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -32,15 +34,7 @@ namespace core = ladder::core;
 namespace apps = ladder::apps;
 using nlohmann::json;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
+using ladder::test::error_of;
 
 json read_json(const std::string& path) {
   std::ifstream in(path);

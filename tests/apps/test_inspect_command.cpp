@@ -2,6 +2,8 @@
 // bare argument or --checkpoint, and clear errors for files that are not checkpoints.
 #include <gtest/gtest.h>
 
+#include "tests/support/error_of.h"
+
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -21,15 +23,7 @@ namespace core = ladder::core;
 using ladder::apps::inspect_command;
 using ladder::test::temp_dir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
+using ladder::test::error_of;
 
 // Two LoRA matrices with known norms (3-4-5), AdamW state, three metric series.
 std::string write_small_checkpoint(const std::string& dir) {

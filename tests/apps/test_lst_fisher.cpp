@@ -6,6 +6,8 @@
 // runs the pass while `ladder eval` of its checkpoint and `ladder cache` skip it.
 #include <gtest/gtest.h>
 
+#include "tests/support/error_of.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -29,15 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
+using ladder::test::error_of;
 
 // Three examples of different lengths, with segment ids, labels 0/1.
 data::GlueSplit three_examples() {

@@ -2,6 +2,8 @@
 // "did you mean", missing required options, bad values, --help and the effective-options listing.
 #include <gtest/gtest.h>
 
+#include "tests/support/error_of.h"
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,15 +17,7 @@ using ladder::apps::effective_options;
 using ladder::apps::parse_options;
 namespace po = ladder::apps::po;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
+using ladder::test::error_of;
 
 struct Opts {
   std::string model, pooling, report;

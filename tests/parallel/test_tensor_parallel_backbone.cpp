@@ -13,7 +13,6 @@
 #include "core/backbones/backbone.h"
 #include "core/backbones/bert_model.h"
 #include "parallel/process_grid.h"
-#include "parallel/shard_gather.h"
 #include "parallel/tensor_parallel_group.h"
 #include "tests/parallel/mpi_test_env.h"
 #include "tests/support/tiny_batch.h"
@@ -103,7 +102,7 @@ TEST_P(TensorParallelBackbone, MatchesOneProcess) {
       ++partial;
     }
     if (p->shard.sharded()) ++sharded;
-    const Tensor full = parallel::gather_shards(g, p->shard, grid.tp_comm());
+    const Tensor full = core::gather_whole(g, p->shard, &group, core::MemCategory::workspace);
     const Tensor& want = ref->params().at(p->name).grad;
     ASSERT_EQ(full.shape(), want.shape()) << p->name;
     // Relative to the tensor's largest gradient, floored: K's bias gets a gradient that is zero up to
@@ -115,7 +114,7 @@ TEST_P(TensorParallelBackbone, MatchesOneProcess) {
     }
     EXPECT_LT(err / scale, 2e-4) << p->name << " (" << p->shard.describe() << ")";
     // And the values themselves: a shard is the part of the unsharded tensor.
-    const Tensor v = parallel::gather_shards(p->value, p->shard, grid.tp_comm());
+    const Tensor v = core::gather_whole(p->value, p->shard, &group, core::MemCategory::workspace);
     const Tensor& wv = ref->params().at(p->name).value;
     const std::vector<float> wvf = wv.to_floats();
     for (int64_t i = 0; i < wv.numel(); ++i) ASSERT_EQ(v.data<float>()[i], wvf[size_t(i)]) << p->name;
