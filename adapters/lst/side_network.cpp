@@ -90,8 +90,8 @@ LstSideNetwork::LstSideNetwork(core::Backbone& backbone, const LstOptions& opt, 
     l.attn.dropout_p = cfg.attn_dropout;
     l.attn.key_positions = cfg.max_positions;
     // Twelve heads of width 4 (heads unchanged at d/r): the softmax would outweigh everything else a side
-    // block saves, and recomputing it costs little at this width.
-    l.attn.recompute_probs = true;
+    // block keeps, and recomputing it costs little at this width (see set_recompute).
+    l.attn.recompute_probs = recompute_;
     l.ln1 = layer_norm("attention.output.LayerNorm");
     l.ffn_in = linear("intermediate.dense", c_, f);
     l.ffn_out = linear("output.dense", f, c_);
@@ -112,14 +112,37 @@ std::vector<int> LstSideNetwork::taps() const {
   return t;
 }
 
-void LstSideNetwork::set_recompute_softmax(bool on) {
-  recompute_softmax_ = on;
+void LstSideNetwork::set_recompute(bool on) {
+  recompute_ = on;
   for (auto& blk : blocks_) blk.attn.recompute_probs = on;
 }
 
 float LstSideNetwork::gate(int layer) const { return 1.0f / (1.0f + std::exp(-alpha_->w()[layer] / opt_.gate_T)); }
 
-const Tensor& LstSideNetwork::forward(const std::vector<const float*>& taps, const core::TokenBatch& b,
+namespace {
+// Rows of a 16-bit tap converted at a time: big enough for an efficient GEMM, small enough for the cache.
+constexpr int kTapChunkRows = 256;
+}  // namespace
+
+void LstSideNetwork::ladder_pass(core::Linear& down, const TapRows& tap, int N, float* lad, const float* dl) {
+  if (tap.dtype == DType::f32) {
+    const auto* x = static_cast<const float*>(tap.data);
+    if (lad) down.forward(lad, x, N);
+    else down.backward(nullptr, dl, x, N);
+    return;
+  }
+  Tensor::ensure(tap_chunk_, {kTapChunkRows, C_}, DType::f32, MemCategory::workspace);
+  float* x = tap_chunk_.data<float>();
+  const size_t elem = core::dtype_bytes(tap.dtype, 1);
+  for (int r0 = 0; r0 < N; r0 += kTapChunkRows) {
+    const int nr = std::min(kTapChunkRows, N - r0);
+    core::convert_to_f32(tap.dtype, static_cast<const char*>(tap.data) + size_t(r0) * C_ * elem, x, size_t(nr) * C_);
+    if (lad) down.forward(lad + size_t(r0) * c_, x, nr);
+    else down.backward(nullptr, dl + size_t(r0) * c_, x, nr);  // dW, db accumulate over the chunks
+  }
+}
+
+const Tensor& LstSideNetwork::forward(const std::vector<TapRows>& taps, const core::TokenBatch& b,
                                       const core::StepOptions& opt, const std::vector<int>& feature_rows) {
   if (taps.size() != kept_.size() + 1)
     throw std::invalid_argument("LST side network: " + std::to_string(kept_.size() + 1) + " taps expected, got " + std::to_string(taps.size()));
@@ -140,7 +163,7 @@ const Tensor& LstSideNetwork::forward(const std::vector<const float*>& taps, con
   bufs_.resize(size_t(K));
 
   Tensor::ensure(s0_, {N, c_}, DType::f32, cat);
-  first_down_.forward(s0_.data<float>(), taps[0], N);
+  ladder_pass(first_down_, taps[0], N, s0_.data<float>(), nullptr);
   const float* s = s0_.data<float>();
   for (int k = 0; k < K; ++k) {
     const bool last = k == K - 1;
@@ -148,14 +171,16 @@ const Tensor& LstSideNetwork::forward(const std::vector<const float*>& taps, con
     Tensor::ensure(mixed_[size_t(k)], {N, c_}, DType::f32, cat);
     float* lad = ladder_[size_t(k)].data<float>();
     float* mix = mixed_[size_t(k)].data<float>();
-    downs_[size_t(k)].forward(lad, taps[size_t(k) + 1], N);
+    ladder_pass(downs_[size_t(k)], taps[size_t(k) + 1], N, lad, nullptr);
     const float g = gate(kept_[size_t(k)]);
 #pragma omp parallel for simd schedule(static) if (Nc >= (1 << 15))
     for (size_t e = 0; e < Nc; ++e) mix[e] = g * s[e] + (1.0f - g) * lad[e];
     // prev_[k] holds this block's output, which is the next block's input before mixing.
     const bool first_only = last && first_token_;
     Tensor::ensure(prev_[size_t(k)], {first_only ? B : N, c_}, DType::f32, cat);
-    blocks_[size_t(k)].forward(prev_[size_t(k)].data<float>(), mix, save ? bufs_[size_t(k)] : scratch_, scratch_, save, b, opt,
+    // With recompute, a block keeps nothing here: backward runs it again from mixed_[k].
+    const bool keep = save && !recompute_;
+    blocks_[size_t(k)].forward(prev_[size_t(k)].data<float>(), mix, keep ? bufs_[size_t(k)] : scratch_, scratch_, keep, b, opt,
                                first_only);
     s = prev_[size_t(k)].data<float>();
   }
@@ -183,7 +208,7 @@ void LstSideNetwork::backward(const float* d_features) {
   Tensor::ensure(d_a_, {N, c_}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_b_, {N, c_}, DType::f32, MemCategory::workspace);
   Tensor::ensure(d_tmp_, {N, c_}, DType::f32, MemCategory::workspace);
-  ws_.ensure(b, c_, cfg.intermediate / opt_.reduction, cfg.heads, false, recompute_softmax_);
+  ws_.ensure(b, c_, cfg.intermediate / opt_.reduction, cfg.heads);
 
   const float* rows = first_token_ ? prev_[size_t(K) - 1].data<float>() : last_rows_.data<float>();
   up_.backward(d_rows_.data<float>(), d_features, rows, B);
@@ -198,8 +223,13 @@ void LstSideNetwork::backward(const float* d_features) {
   float* alpha_grad = alpha_->g();
   for (int k = K - 1; k >= 0; --k) {
     float* dx = d_b_.data<float>();
-    blocks_[size_t(k)].backward(dx, d_out, mixed_[size_t(k)].data<float>(), bufs_[size_t(k)], b, sopt_, ws_,
-                                k == K - 1 && first_token_);
+    const bool first_only = k == K - 1 && first_token_;
+    core::BertLayer::Buffers& buf = recompute_ ? rec_ : bufs_[size_t(k)];
+    if (recompute_)  // the block's forward again (same input, same dropout masks), now keeping what backward reads;
+                     // its output goes to d_tmp_, which is free until the ladder's gradient below
+      blocks_[size_t(k)].forward(d_tmp_.data<float>(), mixed_[size_t(k)].data<float>(), rec_, scratch_, true, b, sopt_,
+                                 first_only);
+    blocks_[size_t(k)].backward(dx, d_out, mixed_[size_t(k)].data<float>(), buf, b, sopt_, ws_, first_only);
     const int i = kept_[size_t(k)];
     const float g = gate(i);
     const float* prev = k > 0 ? prev_[size_t(k) - 1].data<float>() : s0_.data<float>();
@@ -216,10 +246,10 @@ void LstSideNetwork::backward(const float* d_features) {
       dl[e] = (1.0f - g) * dx[e];
       dp[e] = g * dx[e];
     }
-    downs_[size_t(k)].backward(nullptr, dl, taps_[size_t(k) + 1], N);
+    ladder_pass(downs_[size_t(k)], taps_[size_t(k) + 1], N, nullptr, dl);
     d_out = dp;
   }
-  first_down_.backward(nullptr, d_out, taps_[0], N);
+  ladder_pass(first_down_, taps_[0], N, nullptr, d_out);
 }
 
 }  // namespace ladder::adapters

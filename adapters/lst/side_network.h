@@ -24,6 +24,14 @@
 
 namespace ladder::adapters {
 
+// One backbone output the side network reads: [B*T, d] rows of f32, f16 or bf16. LST keeps its taps at the
+// activation store's precision (cache.dtype, f16 by default) online too, so an online run and a run from the
+// store compute the same thing, and the taps, the largest thing the side network keeps, take half the memory.
+struct TapRows {
+  const void* data = nullptr;
+  core::DType dtype = core::DType::f32;
+};
+
 struct LstOptions {
   int reduction = 8;            // side width d / r
   std::vector<int> layers;      // backbone layers that get a side block and a ladder (empty = all)
@@ -42,7 +50,7 @@ class LstSideNetwork {
   std::vector<int> taps() const;
   // taps[j] = hidden state taps()[j] of the backbone, each [B*T, d]. Returns the features [B, d] for the
   // head: up(s) at the first token of each row (BERT) or at `feature_rows[b]` (GPT-2: last real token).
-  const core::Tensor& forward(const std::vector<const float*>& taps, const core::TokenBatch& b,
+  const core::Tensor& forward(const std::vector<TapRows>& taps, const core::TokenBatch& b,
                               const core::StepOptions& opt, const std::vector<int>& feature_rows = {});
   // d_features [B, d]; accumulates every side parameter's gradient. Needs a forward with save_for_backward
   // and the same taps still valid.
@@ -51,10 +59,14 @@ class LstSideNetwork {
   int width() const { return c_; }
   const std::vector<int>& kept_layers() const { return kept_; }
   float gate(int layer) const;  // sigmoid(alpha_layer / T)
-  // Whether the side blocks recompute their attention softmax in backward instead of saving it (default
-  // on: it is most of what a side block would save). Off trades ~10 MiB at batch 32 x 64 tokens for a
-  // faster step, worth it when the backbone does not run (training from an activation store).
-  void set_recompute_softmax(bool on);
+  // Whether backward recomputes the side blocks instead of keeping their activations (default on): forward
+  // then keeps only each block's input (which the ladder mixing keeps anyway), and backward runs each block's
+  // forward again, one block at a time, into one shared set of buffers, with the attention softmax recomputed
+  // one (b, h) at a time inside the attention backward. Gradients are bit-identical either way; on costs one
+  // more side forward per step and saves most of what the side network would hold (at batch 32 x 128
+  // tokens about 29 MiB over six blocks). Off suits training from an activation store, where memory is
+  // small and the step is all side network.
+  void set_recompute(bool on);
 
  private:
   core::Backbone& backbone_;
@@ -66,7 +78,8 @@ class LstSideNetwork {
   std::vector<core::BertLayer> blocks_;  // per kept layer
   core::Parameter* alpha_ = nullptr;     // [L]
   // forward state
-  std::vector<const float*> taps_;
+  std::vector<TapRows> taps_;
+  core::Tensor tap_chunk_;  // 16-bit taps: kTapChunkRows rows converted to f32 at a time for a ladder's GEMMs
   core::TokenBatch batch_{};
   core::StepOptions sopt_;
   std::vector<int> feature_rows_;
@@ -75,9 +88,12 @@ class LstSideNetwork {
   core::Tensor s0_, last_, last_rows_, features_;
   std::vector<core::BertLayer::Buffers> bufs_;
   core::BertLayer::Buffers scratch_;
+  core::BertLayer::Buffers rec_;  // with recompute: what the block being differentiated keeps
   core::BackwardWorkspace ws_;
-  bool recompute_softmax_ = true;
+  bool recompute_ = true;
   core::Tensor d_a_, d_b_, d_rows_, d_tmp_;
+  // A ladder's down-projection of a tap: forward into lad [N, c], or (lad null) its weight gradients from dl.
+  void ladder_pass(core::Linear& down, const TapRows& tap, int N, float* lad, const float* dl);
 };
 
 }  // namespace ladder::adapters

@@ -125,6 +125,13 @@ CacheStats write_split_store(const TrainConfig& cfg, RunModel& m, const data::Gl
   return s;
 }
 
+std::vector<adapters::TapRows> store_taps(const data::StoreBatch& b) {
+  std::vector<adapters::TapRows> taps;
+  for (const auto& h : b.hidden) taps.push_back({h.data(), core::DType::f32});
+  for (const auto& h : b.hidden_bits) taps.push_back({h.data(), b.hidden_dtype});
+  return taps;
+}
+
 EvalResult evaluate_from_store(RunModel& m, const data::ActivationStoreReader& store, data::GlueTask task, int batch_size) {
   EvalResult r;
   auto& head = *m.head;
@@ -137,9 +144,8 @@ EvalResult evaluate_from_store(RunModel& m, const data::ActivationStoreReader& s
   for (size_t s = 0; s < N; s += size_t(batch_size)) {
     std::vector<uint64_t> rows;
     for (size_t i = s; i < std::min(N, s + size_t(batch_size)); ++i) rows.push_back(i);
-    const data::StoreBatch b = store.read_batch(rows, layers);
-    std::vector<const float*> taps;
-    for (const auto& h : b.hidden) taps.push_back(h.data());
+    const data::StoreBatch b = store.read_batch(rows, layers, /*keep_16bit=*/true);
+    const auto taps = store_taps(b);
     core::StepOptions opt;
     std::vector<int64_t> ids(rows.begin(), rows.end());
     opt.samples.ids = ids.data();

@@ -33,6 +33,9 @@ struct CacheStats {
 CacheStats write_split_store(const TrainConfig& cfg, RunModel& m, const data::GlueSplit& rows, const std::string& split,
                              parallel::MpiCommunicator* world, bool lead);
 
+// A store batch's hidden states as the side network's taps (f32, or the stored bits read with keep_16bit).
+std::vector<adapters::TapRows> store_taps(const data::StoreBatch& b);
+
 // Evaluation from a dev store (the side network and head only), like evaluate().
 EvalResult evaluate_from_store(RunModel& m, const data::ActivationStoreReader& store, data::GlueTask task,
                                int batch_size);

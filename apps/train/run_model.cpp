@@ -24,6 +24,7 @@ RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) 
     // Fisher importances come from the task loss through the head, so the head exists first.
     const adapters::ImportanceMap importance = cfg.lst.init == "fisher" ? lst_fisher_importance(cfg, m) : adapters::ImportanceMap{};
     m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, cfg.lst, importance);
+    m.tap_dtype = core::parse_dtype(cfg.cache_dtype);
   } else
     m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
   m.backbone->params().allocate_gradients();
@@ -43,21 +44,17 @@ const core::Tensor& model_forward(RunModel& m, const core::TokenBatch& b, const 
   bo.keep_hidden_states = true;
   bo.samples = opt.samples;
   const std::vector<int> tap_ids = m.side->taps();
-  std::vector<const float*> taps;
-  const int chunk = std::max(1, m.lst_chunk_rows / std::max(1, b.T));
-  if (b.B <= chunk) {
-    m.backbone->forward(b, bo);
-    for (int t : tap_ids) taps.push_back(m.backbone->hidden_state(t).data<float>());
-    return model_forward_taps(m, b, opt, taps);
-  }
   // The backbone saves nothing for backward, so it runs a few sequences at a time: its workspace (Q/K/V,
   // attention probabilities, FFN activations, every layer's output) then scales with the chunk, not the
-  // batch. Only the taps, the side network's inputs, are kept for the whole batch.
+  // batch. Only the taps, the side network's inputs, are kept for the whole batch, rounded to the store's
+  // precision as `ladder cache` would write them.
+  const int chunk = std::max(1, m.lst_chunk_rows / std::max(1, b.T));
   const int C = m.backbone->config().hidden;
   if (m.taps.size() < tap_ids.size()) m.taps.resize(tap_ids.size());
   for (size_t j = 0; j < tap_ids.size(); ++j)
-    core::Tensor::ensure(m.taps[j], {b.rows(), C}, core::DType::f32,
+    core::Tensor::ensure(m.taps[j], {b.rows(), C}, m.tap_dtype,
                          opt.save_for_backward ? core::MemCategory::activations : core::MemCategory::workspace);
+  const size_t elem = core::dtype_bytes(m.tap_dtype, 1);
   for (int b0 = 0; b0 < b.B; b0 += chunk) {
     const int nb = std::min(chunk, b.B - b0);
     const size_t off = size_t(b0) * b.T;
@@ -66,12 +63,12 @@ const core::Tensor& model_forward(RunModel& m, const core::TokenBatch& b, const 
     core::StepOptions so = bo;
     so.samples = opt.samples.ids ? core::SampleKeys{opt.samples.ids + b0, 0} : core::SampleKeys{nullptr, opt.samples.first + b0};
     m.backbone->forward(sub, so);
-    for (size_t j = 0; j < tap_ids.size(); ++j) {
-      const float* h = m.backbone->hidden_state(tap_ids[j]).data<float>();
-      std::copy(h, h + size_t(nb) * b.T * C, m.taps[j].data<float>() + off * C);
-    }
+    for (size_t j = 0; j < tap_ids.size(); ++j)
+      core::convert_from_f32(m.tap_dtype, m.backbone->hidden_state(tap_ids[j]).data<float>(),
+                             static_cast<char*>(m.taps[j].raw()) + off * C * elem, size_t(nb) * b.T * C);
   }
-  for (size_t j = 0; j < tap_ids.size(); ++j) taps.push_back(m.taps[j].data<float>());
+  std::vector<adapters::TapRows> taps;
+  for (size_t j = 0; j < tap_ids.size(); ++j) taps.push_back({m.taps[j].raw(), m.tap_dtype});
   return model_forward_taps(m, b, opt, taps);
 }
 
@@ -83,7 +80,7 @@ std::vector<int> cache_taps(const RunModel& m) {
 }
 
 const core::Tensor& model_forward_taps(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt,
-                                       const std::vector<const float*>& taps) {
+                                       const std::vector<adapters::TapRows>& taps) {
   if (!m.side) throw std::logic_error("model_forward_taps needs a side network (method lst)");
   std::vector<int> rows;  // GPT-2: the last real token of each row; BERT: [CLS]
   if (m.backbone->config().arch == core::Architecture::gpt2)

@@ -22,7 +22,8 @@ struct RunModel {
   std::unique_ptr<adapters::LstSideNetwork> side;  // method "lst": the backbone only feeds the side network
   data::GlueTask task;
   core::Tensor d_features;                          // scratch for the side network's backward
-  std::vector<core::Tensor> taps;                   // LST: the whole batch's taps when the backbone ran in chunks
+  std::vector<core::Tensor> taps;                   // LST: the whole batch's taps, in tap_dtype
+  core::DType tap_dtype = core::DType::f32;         // LST: the store's precision (cache.dtype), online too
   // LST runs its frozen backbone on at most this many token rows at a time (see model_forward): its
   // workspace then stays small whatever the batch. 512 rows cost no speed here (256 cost 14%: LST step 68 vs 59 ms).
   int lst_chunk_rows = 512;
@@ -35,7 +36,7 @@ const core::Tensor& model_forward(RunModel& m, const core::TokenBatch& b, const 
 // The side network and head on given taps (the backbone outputs side->taps() lists, e.g. read from an
 // activation store), without running the backbone.
 const core::Tensor& model_forward_taps(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt,
-                                       const std::vector<const float*>& taps);
+                                       const std::vector<adapters::TapRows>& taps);
 // The hidden-state indices a cache of this run holds: the side network's taps, or 0..L without one.
 std::vector<int> cache_taps(const RunModel& m);
 // Backward of the head's loss (times grad_scale) into whatever trains: head, side network or backbone.

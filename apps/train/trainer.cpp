@@ -102,7 +102,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     for (int t : rm.side->taps()) store_layers.push_back(t);
     train_lengths = train_store->row_lengths();
     params.release_frozen_values();
-    rm.side->set_recompute_softmax(false);  // without the backbone, memory is small: prefer the faster step
+    rm.side->set_recompute(false);  // without the backbone, memory is small: prefer the faster step
   } else {
     load_glue_splits(cfg, rm, true, train, dev);
     train_lengths = train.lengths();
@@ -250,7 +250,8 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
           plan.emplace_back();
           for (size_t p : dp.slice(size_t(m), size_t(cfg.batch_size))) plan.back().push_back(uint64_t(gbs[g][p]));
         }
-      prefetch = std::make_unique<data::PrefetchingReader>(*train_store, std::move(plan), store_layers, 2);
+      // 16-bit stores stay 16-bit until the side network's ladders convert them, a chunk at a time.
+      prefetch = std::make_unique<data::PrefetchingReader>(*train_store, std::move(plan), store_layers, 2, /*keep_16bit=*/true);
       prefetch_epoch = sampler.state().epoch;
     }
     for (int micro = 0; micro < cfg.grad_accum; ++micro) {
@@ -271,9 +272,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
         sb = prefetch->next();
         if (!sb || sb->rows.size() != rows.size() || !std::equal(rows.begin(), rows.end(), sb->rows.begin()))
           throw std::logic_error("activation store prefetch is out of step with the sampler");
-        std::vector<const float*> taps;
-        for (const auto& h : sb->hidden) taps.push_back(h.data());
-        model_forward_taps(rm, sb->tokens.view(), so, taps);
+        model_forward_taps(rm, sb->tokens.view(), so, store_taps(*sb));
         labels = std::move(sb->labels);
         scores = std::move(sb->scores);
         tokens += sb->tokens.real_tokens();

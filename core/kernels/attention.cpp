@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <omp.h>
+
 #include "core/kernels/dropout_rng.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/vec_math.h"
@@ -63,34 +65,60 @@ inline void masked_softmax_row(float* row, const float* key_mask, int limit, int
   for (int j = 0; j < limit; j++) row[j] *= inv;
 }
 
+// S = scale * Q K^T of one (b, h) into P [T, T], then the masked softmax of every row. Forward and the
+// recomputation in backward both call this, so they produce the same bits.
+inline void softmax_scores(float* P, const float* qb, const float* kb, int ld, const float* mask, bool causal,
+                           float scale, int T, int HS) {
+  gemm(false, true, T, T, HS, scale, qb, ld, kb, ld, 0.0f, P, T);
+  for (int i = 0; i < T; i++) masked_softmax_row(P + size_t(i) * T, mask, causal ? i + 1 : T, T);
+}
+
+// Threads for a (b, h) loop whose threads each need `per_thread` floats of a scratch of `floats`.
+int scratch_threads(size_t floats, size_t per_thread, const char* who) {
+  const size_t fit = per_thread ? floats / per_thread : size_t(omp_get_max_threads());
+  if (fit < 1)
+    throw std::invalid_argument(std::string(who) + ": scratch of " + std::to_string(floats) + " floats holds no (b, h) of " +
+                                std::to_string(per_thread));
+  return int(std::min<size_t>(fit, size_t(omp_get_max_threads())));
+}
+
 }  // namespace
 
-// out: [B, T, NH*HS]; probs: [B, NH, T, T] (softmax before dropout); q, k, v: rows of stride ld_qkv.
-// Per (b, h), on one thread with one-thread BLAS: S = scale * Q K^T into probs, masked softmax per row,
-// then out = dropout(P) V. With dropout, blocks of rows of dropout(P) are formed in a bounded stack buffer so
-// probs keeps the pre-dropout values backward needs.
+size_t attention_forward_scratch_floats(const AttentionShape& s) {
+  return size_t(omp_get_max_threads()) * s.T * s.T;
+}
+
+size_t attention_backward_scratch_floats(const AttentionShape& s, bool recompute_probs) {
+  return size_t(omp_get_max_threads()) * s.T * s.T * (recompute_probs ? 2 : 1);
+}
+
+// out: [B, T, NH*HS]; q, k, v: rows of stride ld_qkv. Per (b, h), on one thread with one-thread BLAS:
+// S = scale * Q K^T into P (probs' [T, T] block, or this thread's part of scratch), masked softmax per row,
+// then out = dropout(P) V. With dropout, blocks of rows of dropout(P) are formed in a bounded stack buffer
+// so P keeps the pre-dropout values backward needs.
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, const float* key_mask,
-                       bool causal, float scale, float dropout_p, uint64_t seed, const AttentionShape& s) {
+                       bool causal, float scale, float dropout_p, uint64_t seed, const AttentionShape& s, float* scratch,
+                       size_t scratch_floats) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;
   if (dropout_p > 0.0f && T > kDropBufFloats)
     throw std::invalid_argument("attention_forward: attention dropout supports T <= " +
                                 std::to_string(kDropBufFloats) + ", got T = " + std::to_string(T));
+  if (!probs && !scratch) throw std::invalid_argument("attention_forward: needs probs or scratch");
+  const int threads = probs ? omp_get_max_threads() : scratch_threads(scratch_floats, size_t(T) * T, "attention_forward");
   const uint64_t rng_key = dropout_rng::key(seed);
   const uint32_t thr = dropout_rng::keep_threshold(dropout_p);
   const float keep_scale = dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int bh = 0; bh < B * NH; bh++) {
     const int b = bh / NH, h = bh % NH;
     const float* qb = q + size_t(b) * T * ld + h * HS;
     const float* kb = k + size_t(b) * T * ld + h * HS;
     const float* vb = v + size_t(b) * T * ld + h * HS;
     float* ob = out + size_t(b) * T * C + h * HS;
-    float* P = probs + size_t(bh) * T * T;
+    float* P = probs ? probs + size_t(bh) * T * T : scratch + size_t(omp_get_thread_num()) * T * T;
     const float* mask = key_mask ? key_mask + size_t(b) * T : nullptr;
 
-    gemm(false, true, T, T, HS, scale, qb, ld, kb, ld, 0.0f, P, T);  // S = scale * Q K^T: [T, T]
-    for (int i = 0; i < T; i++) masked_softmax_row(P + size_t(i) * T, mask, causal ? i + 1 : T, T);
-
+    softmax_scores(P, qb, kb, ld, mask, causal, scale, T, HS);
     if (dropout_p <= 0.0f) {
       gemm(false, false, T, HS, T, 1.0f, P, T, vb, ld, 0.0f, ob, C);  // out = P V: [T, HS]
       continue;
@@ -111,23 +139,24 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
   }
 }
 
-// One [T, T] matrix per (b, h): B * NH * T * T floats, whatever the thread count.
-size_t attention_backward_scratch_floats(const AttentionShape& s) { return size_t(s.B) * s.NH * s.T * s.T; }
-
-// dq, dk, dv OVERWRITTEN (row stride ld_qkv); dout: [B, T, NH*HS]; probs as saved by the forward.
-// With Pd = dropout(P) and G the per-(b,h) scratch:
+// dq, dk, dv OVERWRITTEN (row stride ld_qkv); dout: [B, T, NH*HS]; probs as saved by the forward, or null
+// to recompute each (b, h)'s block into this thread's scratch first. With Pd = dropout(P) and G this thread's
+// [T, T] scratch:
 //   G = Pd; dV = Pd^T dO;  G = dO V^T (= dPd);  G = dP = dropout(dPd);  G = dS = P * (dP - rowsum(dP * P));
 //   dQ = scale * dS K;  dK = scale * dS^T Q.
 // Masked keys have P = 0, so they get dS = 0 without consulting the mask; `causal` only skips known zeros.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, bool causal, float scale, float dropout_p, uint64_t seed,
-                        float* scratch, const AttentionShape& s) {
+                        const float* v, const float* probs, const float* key_mask, bool causal, float scale,
+                        float dropout_p, uint64_t seed, float* scratch, size_t scratch_floats, const AttentionShape& s) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;
+  const size_t TT = size_t(T) * T;
+  const size_t per_thread = probs ? TT : 2 * TT;
+  const int threads = scratch_threads(scratch_floats, per_thread, "attention_backward");
   const uint64_t rng_key = dropout_rng::key(seed);
   const uint32_t thr = dropout_rng::keep_threshold(dropout_p);
   const bool drop = dropout_p > 0.0f;
   const float keep_scale = dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int bh = 0; bh < B * NH; bh++) {
     const int b = bh / NH, h = bh % NH;
     const size_t row0 = size_t(b) * T * ld + h * HS;
@@ -138,9 +167,13 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     float* dkb = dk + row0;
     float* dvb = dv + row0;
     const float* dob = dout + size_t(b) * T * C + h * HS;
-    const float* P = probs + size_t(bh) * T * T;
-    float* G = scratch + size_t(bh) * T * T;
-
+    float* G = scratch + size_t(omp_get_thread_num()) * per_thread;
+    const float* P = probs + size_t(bh) * TT;
+    if (!probs) {
+      float* Pr = G + TT;
+      softmax_scores(Pr, qb, kb, ld, key_mask ? key_mask + size_t(b) * T : nullptr, causal, scale, T, HS);
+      P = Pr;
+    }
     // dV = Pd^T dO
     if (drop) {
       for (int i = 0; i < T; i++) {

@@ -33,18 +33,24 @@ struct AttentionShape {
   }
 };
 
-// probs: [B, NH, T, T] softmax output BEFORE dropout; it is what backward needs (pass a buffer always; the
-// forward uses it as scratch too). scale is usually 1/sqrt(HS).
+// probs: [B, NH, T, T], filled with the softmax BEFORE dropout, which is what backward needs; or null when
+// nothing is kept (inference, or a backward that recomputes): then `scratch` holds one [T, T] block per
+// thread (attention_forward_scratch_floats). scale is usually 1/sqrt(HS).
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
                        const float* key_mask, bool causal, float scale, float dropout_p, uint64_t seed,
-                       const AttentionShape& s);
+                       const AttentionShape& s, float* scratch = nullptr, size_t scratch_floats = 0);
+size_t attention_forward_scratch_floats(const AttentionShape& s);
 
-// Floats of scratch attention_backward needs (independent of the thread count it is called with).
-size_t attention_backward_scratch_floats(const AttentionShape& s);
+// Floats of scratch attention_backward needs: one [T, T] block per thread, two when it recomputes the
+// probabilities. (Per thread, not per (b, h): the scratch does not grow with the batch or the heads.)
+size_t attention_backward_scratch_floats(const AttentionShape& s, bool recompute_probs);
 
-// dq, dk, dv are OVERWRITTEN, with row stride ld_qkv like q, k, v. dout is [B, T, NH*HS].
+// dq, dk, dv are OVERWRITTEN, with row stride ld_qkv like q, k, v. dout is [B, T, NH*HS]. probs as the
+// forward filled them, or null: each (b, h)'s block is then recomputed from q, k and key_mask (bit-identical
+// to the forward's), which keeps [B, NH, T, T] out of memory for one more Q K^T and softmax. A scratch with
+// room for fewer threads than OpenMP's runs on fewer threads.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, bool causal, float scale, float dropout_p,
-                        uint64_t seed, float* scratch, const AttentionShape& s);
+                        const float* v, const float* probs, const float* key_mask, bool causal, float scale,
+                        float dropout_p, uint64_t seed, float* scratch, size_t scratch_floats, const AttentionShape& s);
 
 }  // namespace ladder::core

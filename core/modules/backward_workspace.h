@@ -11,21 +11,19 @@ struct BackwardWorkspace {
   Tensor d_a, d_b;   // [N, C]
   Tensor d_ffn;      // [N, F]
   Tensor d_qkv;      // [N, 3C]
-  Tensor scratch;    // attention scratch + [N, C] for d(ctx)
+  Tensor scratch;    // attention scratch (per thread, room to recompute probabilities: small) + [N, C] for d(ctx)
   Tensor d_tp;       // [N, C] a partial input gradient under tensor parallelism (empty otherwise)
-  Tensor recompute;  // attention probabilities recomputed in backward (SelfAttention::recompute_probs)
 
-  void ensure(const TokenBatch& b, int C, int F, int NH, bool tensor_parallel = false, bool recompute_probs = false) {
+  void ensure(const TokenBatch& b, int C, int F, int NH, bool tensor_parallel = false) {
     const int64_t N = b.rows();
     Tensor::ensure(d_a, {N, C}, DType::f32, MemCategory::workspace);
     Tensor::ensure(d_b, {N, C}, DType::f32, MemCategory::workspace);
     Tensor::ensure(d_ffn, {N, F}, DType::f32, MemCategory::workspace);
     Tensor::ensure(d_qkv, {N, 3 * C}, DType::f32, MemCategory::workspace);
     AttentionShape s{b.B, b.T, NH, C / NH, 3 * C};
-    Tensor::ensure(scratch, {int64_t(attention_backward_scratch_floats(s)) + N * C}, DType::f32, MemCategory::workspace);
+    Tensor::ensure(scratch, {int64_t(attention_backward_scratch_floats(s, /*recompute_probs=*/true)) + N * C}, DType::f32,
+                   MemCategory::workspace);
     if (tensor_parallel) Tensor::ensure(d_tp, {N, C}, DType::f32, MemCategory::workspace);
-    if (recompute_probs)
-      Tensor::ensure(recompute, {int64_t(b.B) * NH * b.T * b.T + N * C}, DType::f32, MemCategory::workspace);
   }
 };
 

@@ -102,8 +102,7 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
                               derive_seed(opt.seed, layer_index, kAttnOut), opt.samples);
   attn.backward(dx, d_h1pre, x, buf.attn, b, drop ? attn.dropout_p : 0.0f,
                 derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, ws.d_qkv.data<float>(), ws.scratch.data<float>(),
-                /*accumulate_dx=*/true, first_token_only, ws.d_tp.defined() ? ws.d_tp.data<float>() : nullptr,
-                ws.recompute.defined() ? ws.recompute.data<float>() : nullptr);
+                /*accumulate_dx=*/true, first_token_only, ws.d_tp.defined() ? ws.d_tp.data<float>() : nullptr);
 }
 
 }  // namespace ladder::core

@@ -89,7 +89,7 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   float* d_ln1o = d_ffn;
   attn.backward(d_ln1o, d_t, saved_or_null(buf.ln1_out), buf.attn, b, drop ? attn.dropout_p : 0.0f,
                 derive_seed(opt.seed, layer_index, kAttnProbs), opt.samples, ws.d_qkv.data<float>(), ws.scratch.data<float>(),
-                /*accumulate_dx=*/false, false, nullptr, ws.recompute.defined() ? ws.recompute.data<float>() : nullptr);
+                /*accumulate_dx=*/false);
   ln1.backward(dx, d_ln1o, x, buf.ln1_mean.data<float>(), buf.ln1_rstd.data<float>(), N);
   add_inplace(dx, d_a, NC);
 }

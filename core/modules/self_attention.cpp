@@ -15,7 +15,12 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
                             bool first_token_only, const BranchCall* out_call) const {
   const int N = b.rows(), D = width();
   Tensor& qkv_t = activation_slot(save, saved.qkv, scratch.qkv, {N, 3 * D});
-  Tensor& probs_t = activation_slot(save && !recompute_probs, saved.probs, scratch.probs, {b.B, NH, b.T, b.T});
+  // The softmax is kept only for a backward that reads it; otherwise one [T, T] block per thread.
+  const bool keep_probs = save && !recompute_probs;
+  const AttentionShape s = shape(b, samples);
+  Tensor& probs_t = keep_probs ? activation_slot(true, saved.probs, scratch.probs, {b.B, NH, b.T, b.T})
+                               : activation_slot(false, saved.probs, scratch.probs,
+                                                 {int64_t(attention_forward_scratch_floats(s))});
   const int R = first_token_only ? b.B : N;  // rows that go through the out projection
   Tensor& ctx_t = activation_slot(save && out.needs_input(), saved.ctx, scratch.ctx, {R, D});
   Tensor& ctx_all = first_token_only ? activation_slot(false, saved.ctx_all, scratch.ctx_all, {N, D}) : ctx_t;
@@ -27,9 +32,9 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
     key.forward(qkv_out + D, x, N, 3 * D, 0, call);
     value.forward(qkv_out + 2 * D, x, N, 3 * D, 0, call);
   }
-  const AttentionShape s = shape(b, samples);
-  attention_forward(ctx_all.data<float>(), probs_t.data<float>(), qkv_out, qkv_out + D, qkv_out + 2 * D,
-                    b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
+  attention_forward(ctx_all.data<float>(), keep_probs ? probs_t.data<float>() : nullptr, qkv_out, qkv_out + D,
+                    qkv_out + 2 * D, b.attention_mask, causal, 1.0f / std::sqrt(float(s.HS)), dropout, seed, s,
+                    probs_t.data<float>(), size_t(probs_t.numel()));
   if (first_token_only) {
     const float* all = ctx_all.data<float>();
     float* first = ctx_t.data<float>();
@@ -40,11 +45,13 @@ void SelfAttention::forward(float* y, const float* x, Buffers& saved, Buffers& s
 
 void SelfAttention::backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b,
                              float dropout, uint64_t seed, const SampleKeys& samples, float* dqkv, float* scratch,
-                             bool accumulate_dx, bool first_token_only, float* tp_ws, float* recompute_ws) const {
+                             bool accumulate_dx, bool first_token_only, float* tp_ws) const {
   const int N = b.rows(), D = width();
   // d(ctx) lives after the attention kernel's scratch: attention_backward reads it while writing dq/dk/dv.
   const AttentionShape s = shape(b, samples);
-  float* dctx = scratch + attention_backward_scratch_floats(s);
+  // (room for the recomputation either way: per-thread blocks are small, and one layout fits every layer)
+  const size_t attn_floats = attention_backward_scratch_floats(s, /*recompute_probs=*/true);
+  float* dctx = scratch + attn_floats;
   if (first_token_only) {
     // d(ctx) of the first tokens goes through dqkv's memory (free until attention_backward) into the
     // position-0 rows of a zeroed d(ctx): the other positions fed nothing.
@@ -55,19 +62,10 @@ void SelfAttention::backward(float* dx, const float* dy, const float* x, const B
     out.backward(dctx, dy, saved_or_null(buf.ctx), N);
   }
   const float* q = buf.qkv.data<float>();
-  const float* probs = nullptr;
-  if (recompute_probs) {
-    // The same softmax as forward (deterministic), into workspace; the attention output is discarded.
-    if (!recompute_ws) throw std::logic_error("SelfAttention::backward with recompute_probs needs recompute_ws");
-    float* p = recompute_ws;
-    attention_forward(p + size_t(b.B) * NH * b.T * b.T, p, q, q + D, q + 2 * D, b.attention_mask, causal,
-                      1.0f / std::sqrt(float(s.HS)), dropout, seed, s);
-    probs = p;
-  } else {
-    probs = buf.probs.data<float>();
-  }
-  attention_backward(dqkv, dqkv + D, dqkv + 2 * D, dctx, q, q + D, q + 2 * D, probs, causal,
-                     1.0f / std::sqrt(float(s.HS)), dropout, seed, scratch, s);
+  // With recompute_probs the kernel recomputes each (b, h)'s softmax (as forward computed it) in its scratch.
+  const float* probs = recompute_probs ? nullptr : buf.probs.data<float>();
+  attention_backward(dqkv, dqkv + D, dqkv + 2 * D, dctx, q, q + D, q + 2 * D, probs, b.attention_mask, causal,
+                     1.0f / std::sqrt(float(s.HS)), dropout, seed, scratch, attn_floats, s);
   // Sharded: q/k/v see only this rank's heads, so their input gradient is a partial sum (Megatron's "f"
   // conjugate): reduce it on its own, then add it to what dx already holds.
   const bool reduce = dx && sharded();

@@ -22,8 +22,9 @@ struct SelfAttention {
   // of the input gradient over `tp`. D = NH * head size (C without tensor parallelism).
   int head0 = 0, heads_total = 0, D = 0;
   TensorParallelGroup* tp = nullptr;
-  // Keep no softmax for backward and recompute it there (from the saved Q/K/V): saves [B, NH, T, T] floats
-  // per layer for one more QK^T and softmax. Worth it where heads are many and narrow (LST's side blocks).
+  // Keep no softmax for backward and recompute it there, one (b, h) at a time, from the saved Q/K/V: saves
+  // [B, NH, T, T] floats per layer for one more QK^T and softmax. Worth it where heads are many and narrow
+  // (LST's side blocks).
   bool recompute_probs = false;
   int width() const { return D > 0 ? D : C; }
   bool sharded() const { return tp && tp->size() > 1; }
@@ -44,14 +45,16 @@ struct SelfAttention {
                float dropout, uint64_t seed, const SampleKeys& samples, const BranchCall* call = nullptr,
                bool first_token_only = false, const BranchCall* out_call = nullptr) const;
   // dx OVERWRITTEN (or ACCUMULATED when accumulate_dx; null: parameter gradients only). dy is [B, C] with
-  // first_token_only. dqkv_ws [N, 3D] and scratch are workspace; tp_ws [N, C] too, needed when sharded()
-  // and accumulate_dx (the partial input gradient is reduced apart from what dx already holds);
-  // recompute_ws (recompute_floats()) with recompute_probs.
+  // first_token_only. dqkv_ws [N, 3D] and scratch (backward_scratch_floats()) are workspace; tp_ws [N, C]
+  // too, needed when sharded() and accumulate_dx (the partial input gradient is reduced apart from what dx
+  // already holds).
   void backward(float* dx, const float* dy, const float* x, const Buffers& buf, const TokenBatch& b, float dropout,
                 uint64_t seed, const SampleKeys& samples, float* dqkv_ws, float* scratch, bool accumulate_dx,
-                bool first_token_only = false, float* tp_ws = nullptr, float* recompute_ws = nullptr) const;
-  // Floats of recompute_ws that backward needs with recompute_probs (probabilities and a discarded output).
-  size_t recompute_floats(const TokenBatch& b) const { return size_t(b.B) * NH * b.T * b.T + size_t(b.rows()) * width(); }
+                bool first_token_only = false, float* tp_ws = nullptr) const;
+  // Floats of `scratch` backward needs: the attention kernel's (attention_backward_scratch_floats) + [N, D].
+  size_t backward_scratch_floats(const TokenBatch& b) const {
+    return attention_backward_scratch_floats(shape(b), /*recompute_probs=*/true) + size_t(b.rows()) * width();
+  }
 
   AttentionShape shape(const TokenBatch& b, const SampleKeys& samples = {}) const {
     const int Dw = width();

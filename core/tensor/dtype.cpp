@@ -1,5 +1,9 @@
 #include "core/tensor/dtype.h"
 
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
 #include <stdexcept>
 
 namespace ladder::core {
@@ -92,6 +96,44 @@ uint16_t f32_to_f16(float f) {
   uint32_t rem = r & 0x1fff;
   if (rem > 0x1000 || (rem == 0x1000 && (bits & 1))) ++bits;
   return uint16_t(sign | bits);
+}
+
+void convert_to_f32(DType from, const void* in, float* out, size_t n) {
+  const auto* h = static_cast<const uint16_t*>(in);
+  size_t i = 0;
+  switch (from) {
+    case DType::f32: std::memcpy(out, in, n * sizeof(float)); return;
+    case DType::bf16:
+      for (; i < n; ++i) out[i] = bf16_to_f32(h[i]);
+      return;
+    case DType::f16:
+#ifdef __F16C__
+      for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+#endif
+      for (; i < n; ++i) out[i] = f16_to_f32(h[i]);
+      return;
+    default: throw std::invalid_argument(std::string("convert_to_f32: ") + dtype_name(from) + " is not a float type");
+  }
+}
+
+void convert_from_f32(DType to, const float* in, void* out, size_t n) {
+  auto* h = static_cast<uint16_t*>(out);
+  size_t i = 0;
+  switch (to) {
+    case DType::f32: std::memcpy(out, in, n * sizeof(float)); return;
+    case DType::bf16:
+      for (; i < n; ++i) h[i] = f32_to_bf16(in[i]);
+      return;
+    case DType::f16:
+#ifdef __F16C__
+      for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+      for (; i < n; ++i) h[i] = f32_to_f16(in[i]);
+      return;
+    default: throw std::invalid_argument(std::string("convert_from_f32: ") + dtype_name(to) + " is not a float type");
+  }
 }
 
 }  // namespace ladder::core

@@ -34,4 +34,9 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
+// n values of a float type (f32, f16 or bf16) to f32 and back, rounding to nearest even: the same bits as
+// the scalar functions above (NaN payloads aside), with F16C where the build targets it. Other types throw.
+void convert_to_f32(DType from, const void* in, float* out, size_t n);
+void convert_from_f32(DType to, const float* in, void* out, size_t n);
+
 }  // namespace ladder::core

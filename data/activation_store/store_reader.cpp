@@ -74,7 +74,8 @@ ActivationStoreReader::ActivationStoreReader(const std::string& path) : path_(pa
 ActivationStoreReader::~ActivationStoreReader() = default;
 ActivationStoreReader::ActivationStoreReader(ActivationStoreReader&&) noexcept = default;
 
-StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, const std::vector<int64_t>& layers) const {
+StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, const std::vector<int64_t>& layers,
+                                             bool keep_16bit) const {
   const uint64_t N = num_rows(), T = uint64_t(id_.max_len), H = uint64_t(id_.hidden_size);
   StoreBatch out;
   out.rows = rows;
@@ -154,8 +155,19 @@ StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, 
     for (size_t b = 0; b < B; ++b) std::copy_n(lg.begin() + long(src[b] * C), C, out.logits.begin() + long(b * C));
   }
 
-  // Hidden states: read [U, Tb, H] in the stored type, convert to f32 while placing rows.
+  // Hidden states: read [U, Tb, H] in the stored type, convert to f32 (or keep the bits) while placing rows.
   const size_t row = size_t(Tb * H);
+  if (keep_16bit && id_.dtype != DType::f32) {
+    std::vector<uint16_t> bits(U * row);
+    out.hidden_dtype = id_.dtype;
+    for (size_t li : layer_index) {
+      files_->hidden[li].read_row_list(uniq, Tb, bits.data());
+      std::vector<uint16_t> h(B * row);
+      for (size_t b = 0; b < B; ++b) std::copy_n(bits.data() + src[b] * row, row, h.data() + b * row);
+      out.hidden_bits.push_back(std::move(h));
+    }
+    return out;
+  }
   std::vector<uint16_t> bits(id_.dtype == DType::f32 ? 0 : U * row);
   std::vector<float> f32(id_.dtype == DType::f32 ? U * row : 0);
   for (size_t li : layer_index) {
@@ -166,8 +178,7 @@ StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, 
       float* dst = h.data() + size_t(b) * row;
       const size_t off = src[size_t(b)] * row;
       if (id_.dtype == DType::f32) std::copy_n(f32.data() + off, row, dst);
-      else if (id_.dtype == DType::f16) for (size_t i = 0; i < row; ++i) dst[i] = core::f16_to_f32(bits[off + i]);
-      else for (size_t i = 0; i < row; ++i) dst[i] = core::bf16_to_f32(bits[off + i]);
+      else core::convert_to_f32(id_.dtype, bits.data() + off, dst, row);
     }
     out.hidden.push_back(std::move(h));
   }
@@ -177,9 +188,9 @@ StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, 
 // ---- PrefetchingReader ----
 
 PrefetchingReader::PrefetchingReader(const ActivationStoreReader& reader, std::vector<std::vector<uint64_t>> plan,
-                                     std::vector<int64_t> layers, size_t depth)
+                                     std::vector<int64_t> layers, size_t depth, bool keep_16bit)
     : reader_(reader), plan_(std::move(plan)), layers_(std::move(layers)), depth_(std::max<size_t>(1, depth)),
-      thread_([this] { run(); }) {}
+      keep_16bit_(keep_16bit), thread_([this] { run(); }) {}
 
 PrefetchingReader::~PrefetchingReader() {
   {
@@ -199,7 +210,7 @@ void PrefetchingReader::run() {
     }
     try {
       std::lock_guard<std::mutex> io(io_mu_);
-      StoreBatch b = reader_.read_batch(plan_[i], layers_);
+      StoreBatch b = reader_.read_batch(plan_[i], layers_, keep_16bit_);
       std::lock_guard<std::mutex> lk(mu_);
       queue_.push_back(std::move(b));
       ++produced_;

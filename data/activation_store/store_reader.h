@@ -33,7 +33,11 @@ struct StoreBatch {
   std::vector<int32_t> labels;    // [B] class ids (LabelKind::integer)
   std::vector<float> scores;      // [B] targets (LabelKind::real)
   std::vector<int64_t> layers;    // which layers `hidden` holds, in that order
-  std::vector<std::vector<float>> hidden;  // per layer [B, T, H], float32
+  std::vector<std::vector<float>> hidden;  // per layer [B, T, H], float32 (unless hidden_bits holds them)
+  // read_batch(..., keep_16bit) on an f16 or bf16 store: per layer [B, T, H] in the stored bits instead of
+  // `hidden` (half the memory, and no conversion on the reading thread); hidden_dtype says which.
+  core::DType hidden_dtype = core::DType::f32;
+  std::vector<std::vector<uint16_t>> hidden_bits;
   std::vector<float> logits;      // [B, C] when the store has teacher logits
 };
 
@@ -56,7 +60,8 @@ class ActivationStoreReader {
   // Rows in any order (repeats allowed), each < num_rows(). `layers` picks hidden layers (empty: all, in the
   // store's order); a layer the store lacks is an error. Reads only the first T columns, T being the longest
   // real row among them.
-  StoreBatch read_batch(const std::vector<uint64_t>& rows, const std::vector<int64_t>& layers = {}) const;
+  StoreBatch read_batch(const std::vector<uint64_t>& rows, const std::vector<int64_t>& layers = {},
+                        bool keep_16bit = false) const;
   // Real tokens per row (the attention mask summed), for length-bucketed sampling; reads only the mask.
   std::vector<int64_t> row_lengths() const;
 
@@ -73,7 +78,7 @@ class ActivationStoreReader {
 class PrefetchingReader {
  public:
   PrefetchingReader(const ActivationStoreReader& reader, std::vector<std::vector<uint64_t>> plan,
-                    std::vector<int64_t> layers = {}, size_t depth = 2);
+                    std::vector<int64_t> layers = {}, size_t depth = 2, bool keep_16bit = false);
   // Stops the background thread after its current read, and joins it.
   ~PrefetchingReader();
   PrefetchingReader(const PrefetchingReader&) = delete;
@@ -94,6 +99,7 @@ class PrefetchingReader {
   std::vector<std::vector<uint64_t>> plan_;
   std::vector<int64_t> layers_;
   size_t depth_;
+  bool keep_16bit_;
   std::mutex mu_;        // guards queue_, error_, stop_, produced_
   std::mutex io_mu_;     // held by the background thread while inside HDF5
   std::condition_variable cv_;

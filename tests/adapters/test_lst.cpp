@@ -34,8 +34,8 @@ struct Rig {
     core::StepOptions bo;
     bo.keep_hidden_states = true;
     bb->forward(tb.view(), bo);
-    std::vector<const float*> taps;
-    for (int t : side->taps()) taps.push_back(bb->hidden_state(t).data<float>());
+    std::vector<adapters::TapRows> taps;
+    for (int t : side->taps()) taps.push_back({bb->hidden_state(t).data<float>(), core::DType::f32});
     core::StepOptions so;
     so.save_for_backward = save;
     so.training = true;  // dropout on in the side network
@@ -179,27 +179,81 @@ TEST(Lst, BadOptionsAreClearErrors) {
   EXPECT_NE(error_of(o).find("expected magnitude, fisher or random"), std::string::npos) << error_of(o);
 }
 
-TEST(Lst, RecomputedSoftmaxGivesTheSavedSoftmaxsGradients) {
-  // The side blocks recompute their attention softmax in backward by default; saving it must give the
-  // same gradients bit for bit (same kernel, same inputs), with attention dropout on.
+TEST(Lst, RecomputedBlocksGiveTheSavedBlocksGradients) {
+  // Backward recomputes the side blocks (and their softmax) by default; keeping their activations must give
+  // the same gradients bit for bit (same kernels, same inputs, same dropout masks: dropout is on), and
+  // recomputing must keep less.
   for (bool gpt : {false, true}) {
     adapters::LstOptions o;
     o.reduction = 2;
     o.init = "random";  // (pruned init is BERT-only)
     std::vector<std::vector<float>> grads;
+    std::vector<size_t> kept;
+    auto& mem = core::MemoryTracker::instance();
     for (bool recompute : {true, false}) {
       Rig rig(gpt, std::string("lst_recompute_") + (gpt ? "gpt" : "bert") + (recompute ? "_on" : "_off"), o);
-      rig.side->set_recompute_softmax(recompute);
+      rig.side->set_recompute(recompute);
       const auto R = test::randn(size_t(rig.tb.B) * rig.bb->config().hidden, 13);
       rig.bb->params().zero_grad();
+      const size_t before = mem.current(0, core::MemCategory::activations);
       rig.run(true);
+      kept.push_back(mem.current(0, core::MemCategory::activations) - before);
       rig.side->backward(R.data());
       grads.push_back(rig.bb->params().gradient_buffer().to_floats());
     }
+    EXPECT_LT(kept[0], kept[1]) << "recomputing must keep fewer activations than saving";
     ASSERT_EQ(grads[0].size(), grads[1].size());
     double norm = 0;
     for (size_t i = 0; i < grads[0].size(); ++i) {
       EXPECT_EQ(grads[0][i], grads[1][i]) << (gpt ? "gpt2 " : "bert ") << i;
+      norm += double(grads[0][i]) * grads[0][i];
+    }
+    EXPECT_GT(norm, 0.0);
+  }
+}
+
+TEST(Lst, SixteenBitTapsEqualTheirF32Values) {
+  // Taps may be f16 or bf16 (the store's precision, online too): the ladders convert them in chunks of rows
+  // for their GEMMs, which must give what the same values in f32 give (up to summation order), here with
+  // more rows than one chunk.
+  for (core::DType dt : {core::DType::f16, core::DType::bf16}) {
+    adapters::LstOptions o;
+    o.reduction = 2;
+    o.init = "random";
+    Rig rig(false, std::string("lst_taps16_") + core::dtype_name(dt), o);
+    const int B = 20, T = 31, C = rig.bb->config().hidden, N = B * T;
+    std::vector<int32_t> ids(size_t(N), 5);
+    std::vector<float> mask(size_t(N), 1.0f);
+    for (int t = 20; t < T; ++t) mask[size_t(3) * T + t] = 0.0f;  // one padded row
+    const core::TokenBatch b{B, T, ids.data(), nullptr, mask.data()};
+    std::vector<std::vector<uint16_t>> bits;
+    std::vector<std::vector<float>> vals;
+    for (size_t j = 0; j < rig.side->taps().size(); ++j) {
+      auto x = test::randn(size_t(N) * C, 90 + int(j));
+      bits.emplace_back(x.size());
+      core::convert_from_f32(dt, x.data(), bits.back().data(), x.size());
+      vals.emplace_back(x.size());
+      core::convert_to_f32(dt, bits.back().data(), vals.back().data(), x.size());
+    }
+    std::vector<std::vector<float>> feats, grads;
+    for (bool sixteen : {false, true}) {
+      std::vector<adapters::TapRows> taps;
+      for (size_t j = 0; j < bits.size(); ++j)
+        taps.push_back(sixteen ? adapters::TapRows{bits[j].data(), dt} : adapters::TapRows{vals[j].data(), core::DType::f32});
+      core::StepOptions so;
+      so.save_for_backward = true;
+      so.training = true;
+      so.seed = 5;
+      rig.bb->params().zero_grad();
+      feats.push_back(rig.side->forward(taps, b, so).to_floats());
+      const auto R = test::randn(size_t(B) * C, 17);
+      rig.side->backward(R.data());
+      grads.push_back(rig.bb->params().gradient_buffer().to_floats());
+    }
+    for (size_t i = 0; i < feats[0].size(); ++i) ASSERT_NEAR(feats[0][i], feats[1][i], 1e-5) << "feature " << i;
+    double norm = 0;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      ASSERT_NEAR(grads[0][i], grads[1][i], 1e-4 * (1.0 + std::fabs(grads[0][i]))) << "gradient " << i;
       norm += double(grads[0][i]) * grads[0][i];
     }
     EXPECT_GT(norm, 0.0);

@@ -475,34 +475,39 @@ TEST(EvalCommand, LstTrainsOnlyTheSideNetworkAndEvaluates) {
 
 // The activation store: `ladder cache` writes the backbone's taps once, and `ladder train --cache.use true`
 // trains the LST side network from them without running the backbone, with the same losses and
-// parameters as the online run (f32 store: equal up to summation order); a store that does not match the
-// config is refused, naming the field.
+// parameters as the online run, whose taps have the store's precision (cache.dtype) too: equal up to
+// summation order, for an f32 and for the default f16 store; a store that does not match the config is
+// refused, naming the field.
 TEST(EvalCommand, LstFromTheActivationStoreEqualsOnlineTraining) {
   const auto& s = setup();
-  const std::string cache = s.root + "/lst_cache";
-  const std::vector<std::string> base = {"--model.dir", s.model, "--task.name", "sst2", "--task.data_dir", s.data,
-                                         "--task.max_length", "16", "--method.name", "lst", "--train.batch_size", "8",
-                                         "--train.threads", "2", "--log.every", "1000",
-                                         "--cache.dir", cache, "--cache.dtype", "f32"};
-  std::vector<std::string> cache_args = base;
-  cache_args.insert(cache_args.end(), {"--checkpoint.dir", s.root + "/lst_cache_run"});
-  ASSERT_EQ(run_quiet([&] { return apps::cache_command(cache_args); }), 0);
-  ASSERT_TRUE(std::filesystem::exists(cache + "/train.h5"));
-  ASSERT_TRUE(std::filesystem::exists(cache + "/dev.h5"));
-  const std::string online = s.train("lst_online", "lst", 8);
-  const std::string stored = s.train("lst_stored", "lst", 8, {"--cache.dir", cache, "--cache.use", "true"});
-  const auto a = core::read_checkpoint(online + "/checkpoints/best.h5");
-  const auto b = core::read_checkpoint(stored + "/checkpoints/best.h5");
-  ASSERT_EQ(a.metrics.at("loss").size(), 8u);
-  for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(a.metrics.at("loss")[i], b.metrics.at("loss")[i], 1e-5) << "step " << i + 1;
-  ASSERT_EQ(a.params.size(), b.params.size());
-  for (size_t i = 0; i < a.params.size(); ++i) {
-    const auto x = a.params[i].second.to_floats(), y = b.params[i].second.to_floats();
-    for (size_t k = 0; k < x.size(); ++k) ASSERT_NEAR(x[k], y[k], 1e-5) << a.params[i].first << "[" << k << "]";
+  std::string cache;
+  for (const std::string dtype : {"f32", "f16"}) {
+    cache = s.root + "/lst_cache_" + dtype;
+    const std::vector<std::string> base = {"--model.dir", s.model, "--task.name", "sst2", "--task.data_dir", s.data,
+                                           "--task.max_length", "16", "--method.name", "lst", "--train.batch_size", "8",
+                                           "--train.threads", "2", "--log.every", "1000",
+                                           "--cache.dir", cache, "--cache.dtype", dtype};
+    std::vector<std::string> cache_args = base;
+    cache_args.insert(cache_args.end(), {"--checkpoint.dir", s.root + "/lst_cache_run_" + dtype});
+    ASSERT_EQ(run_quiet([&] { return apps::cache_command(cache_args); }), 0);
+    ASSERT_TRUE(std::filesystem::exists(cache + "/train.h5"));
+    ASSERT_TRUE(std::filesystem::exists(cache + "/dev.h5"));
+    const std::string online = s.train("lst_online_" + dtype, "lst", 8, {"--cache.dtype", dtype});
+    const std::string stored = s.train("lst_stored_" + dtype, "lst", 8, {"--cache.dir", cache, "--cache.use", "true"});
+    const auto a = core::read_checkpoint(online + "/checkpoints/best.h5");
+    const auto b = core::read_checkpoint(stored + "/checkpoints/best.h5");
+    ASSERT_EQ(a.metrics.at("loss").size(), 8u);
+    for (size_t i = 0; i < 8; ++i)
+      EXPECT_NEAR(a.metrics.at("loss")[i], b.metrics.at("loss")[i], 1e-5) << dtype << " step " << i + 1;
+    ASSERT_EQ(a.params.size(), b.params.size());
+    for (size_t i = 0; i < a.params.size(); ++i) {
+      const auto x = a.params[i].second.to_floats(), y = b.params[i].second.to_floats();
+      for (size_t k = 0; k < x.size(); ++k) ASSERT_NEAR(x[k], y[k], 1e-5) << dtype << " " << a.params[i].first << "[" << k << "]";
+    }
+    const json r = read_json(stored + "/report.json");
+    EXPECT_DOUBLE_EQ(r["metrics"]["final_eval"]["accuracy"].get<double>(),
+                     read_json(online + "/report.json")["metrics"]["final_eval"]["accuracy"].get<double>());
   }
-  const json r = read_json(stored + "/report.json");
-  EXPECT_DOUBLE_EQ(r["metrics"]["final_eval"]["accuracy"].get<double>(),
-                   read_json(online + "/report.json")["metrics"]["final_eval"]["accuracy"].get<double>());
   // A store cached at max length 16 does not serve a run at 12; a LoRA run cannot train from a store.
   const std::string err = error_of([&] {
     run_quiet([&] { return apps::train_command({"--model.dir", s.model, "--task.name", "sst2", "--task.data_dir", s.data,

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <omp.h>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -122,8 +123,28 @@ void check_backward(const Case& c, bool fused) {
   float* dq = dqb.data();
   float* dk = fused ? dqb.data() + C : dkb.data();
   float* dv = fused ? dqb.data() + 2 * C : dvb.data();
-  std::vector<float> scratch(lc::attention_backward_scratch_floats(s), nan);
-  lc::attention_backward(dq, dk, dv, R.data(), q, k, v, probs.data(), c.causal, scale, c.p, c.seed, scratch.data(), s);
+  std::vector<float> scratch(lc::attention_backward_scratch_floats(s, true), nan);
+  lc::attention_backward(dq, dk, dv, R.data(), q, k, v, probs.data(), mp, c.causal, scale, c.p, c.seed, scratch.data(),
+                         scratch.size(), s);
+  {
+    // Without probs, backward recomputes them one (b, h) at a time: the same bits; and so does a forward
+    // that keeps no probs, with any number of scratch blocks (threads).
+    std::vector<float> rq(n, nan), rk(n, nan), rv(n, nan);
+    float* dq2 = rq.data();
+    float* dk2 = fused ? rq.data() + C : rk.data();
+    float* dv2 = fused ? rq.data() + 2 * C : rv.data();
+    lc::attention_backward(dq2, dk2, dv2, R.data(), q, k, v, nullptr, mp, c.causal, scale, c.p, c.seed, scratch.data(),
+                           scratch.size(), s);
+    ASSERT_EQ(dqb, rq) << "recomputed probabilities give the saved ones' gradients";
+    if (!fused) {
+      ASSERT_EQ(dkb, rk);
+      ASSERT_EQ(dvb, rv);
+    }
+    std::vector<float> o3(out.size()), one_block(size_t(T) * T, nan);
+    lc::attention_forward(o3.data(), nullptr, q, k, v, mp, c.causal, scale, c.p, c.seed, s, one_block.data(),
+                          one_block.size());
+    ASSERT_EQ(o3, out) << "a forward without probs computes the same output";
+  }
 
   std::vector<float> o2(out.size()), p2(probs.size());
   auto loss = [&] {
@@ -203,6 +224,25 @@ TEST(KernelAttention, BackwardCausalWithPadding) { check_backward(Case{.causal =
 TEST(KernelAttention, BackwardDropout) { check_backward(Case{.padding = true, .p = 0.2f}, false); }
 TEST(KernelAttention, BackwardCausalDropout) { check_backward(Case{.causal = true, .p = 0.2f}, false); }
 TEST(KernelAttention, BackwardFusedLayout) { check_backward(Case{.causal = true, .padding = true, .p = 0.2f}, true); }
+
+TEST(KernelAttention, ScratchIsPerThreadAndTooSmallIsAnError) {
+  lc::AttentionShape s{32, 10, 12, 4, 48};
+  // Whatever the batch and heads, the scratch is a [T, T] block per thread (two to recompute).
+  const size_t threads = size_t(omp_get_max_threads());
+  EXPECT_EQ(lc::attention_forward_scratch_floats(s), threads * 100);
+  EXPECT_EQ(lc::attention_backward_scratch_floats(s, false), threads * 100);
+  EXPECT_EQ(lc::attention_backward_scratch_floats(s, true), threads * 200);
+  std::vector<float> x(size_t(32) * 10 * 48), small(99);
+  try {
+    lc::attention_forward(x.data(), nullptr, x.data(), x.data(), x.data(), nullptr, false, 1.0f, 0.0f, 0, s, small.data(),
+                          small.size());
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("scratch of 99 floats"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(lc::attention_forward(x.data(), nullptr, x.data(), x.data(), x.data(), nullptr, false, 1.0f, 0.0f, 0, s),
+               std::invalid_argument);
+}
 
 TEST(KernelAttention, DropoutWithTooLongSequenceThrows) {
   lc::AttentionShape s{1, 20000, 1, 1, 1};

@@ -376,9 +376,8 @@ TEST_P(AttentionModule, GradientsWithMaskAndDropout) {
   EXPECT_FALSE(eval_saved.qkv.defined() || eval_saved.probs.defined() || eval_saved.ctx.defined());
   EXPECT_GT(std::fabs(forward_eval(0.0f) - l_drop), 1e-4);
 
-  const AttentionShape s = a.shape(b, kSamples);
   std::vector<float> dqkv(size_t(N) * 3 * kC, kGarbage);
-  std::vector<float> ws(attention_backward_scratch_floats(s) + size_t(N) * kC, kGarbage);
+  std::vector<float> ws(a.backward_scratch_floats(b), kGarbage);
   auto before = prefill_grads(reg, 70);
   std::vector<float> dx(x.size(), kGarbage);
   a.backward(dx.data(), R.data(), x.data(), saved, b, kDrop, seed, kSamples, dqkv.data(), ws.data(), /*accumulate_dx=*/false);

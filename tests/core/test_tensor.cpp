@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -502,3 +503,42 @@ TEST(Tensor, EnsureReusesStorageWhenLargeEnough) {
 }
 
 }  // namespace
+
+// The bulk conversions (F16C when built for it) give the scalar functions' bits: every f16 pattern decodes
+// alike, and f32 values across the whole range (normal, subnormal, overflow, ties) round alike, at every
+// offset of a vector lane. Non-float types are refused.
+TEST(Dtype, BulkConversionsMatchTheScalarOnes) {
+  std::vector<uint16_t> all(65536);
+  for (size_t h = 0; h < all.size(); ++h) all[h] = uint16_t(h);
+  std::vector<float> dec(all.size());
+  core::convert_to_f32(DType::f16, all.data(), dec.data(), all.size());
+  for (size_t h = 0; h < all.size(); ++h) {
+    if (f16_is_nan(uint16_t(h))) {
+      EXPECT_TRUE(std::isnan(dec[h])) << h;
+    } else {
+      EXPECT_EQ(std::bit_cast<uint32_t>(dec[h]), std::bit_cast<uint32_t>(core::f16_to_f32(uint16_t(h)))) << h;
+    }
+  }
+  std::vector<float> x;
+  for (uint32_t u = 0x00000001u; u < 0x7f800000u; u += 0x000f1235u) x.push_back(std::bit_cast<float>(u));
+  for (float v : {65504.0f, 65519.0f, 65520.0f, 1e9f, 6.1035156e-05f, 2.9802322e-08f, 1.0009765625f, 1.00048828125f})
+    x.push_back(v);
+  const size_t n = x.size();
+  for (size_t i = 0; i < n; ++i) x.push_back(-x[i]);
+  for (size_t start : {0, 1, 3}) {  // unaligned starts and a scalar tail
+    std::vector<uint16_t> h(x.size() - start), b(x.size() - start);
+    core::convert_from_f32(DType::f16, x.data() + start, h.data(), h.size());
+    core::convert_from_f32(DType::bf16, x.data() + start, b.data(), b.size());
+    for (size_t i = 0; i < h.size(); ++i) {
+      ASSERT_EQ(h[i], core::f32_to_f16(x[start + i])) << x[start + i];
+      ASSERT_EQ(b[i], core::f32_to_bf16(x[start + i])) << x[start + i];
+    }
+    std::vector<float> back(b.size());
+    core::convert_to_f32(DType::bf16, b.data(), back.data(), b.size());
+    for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(back[i], core::bf16_to_f32(b[i]));
+  }
+  float f = 0;
+  int32_t i32 = 0;
+  EXPECT_THROW(core::convert_to_f32(DType::i32, &i32, &f, 1), std::invalid_argument);
+  EXPECT_THROW(core::convert_from_f32(DType::i8, &f, &i32, 1), std::invalid_argument);
+}

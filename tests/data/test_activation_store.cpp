@@ -198,6 +198,18 @@ TEST(ActivationStore, RoundTripF16WithinRounding) {
   const float x = kSmall.value(2, 5, 0, 3);
   EXPECT_NEAR(b.hidden[1][(5 * b.tokens.T + 0) * 6 + 3], x, std::fabs(x) * std::ldexp(1.0f, -11) + 1e-7f);
   EXPECT_NE(stored(DType::f16, 0.1f), 0.1f) << "f16 really rounds (the test would be vacuous otherwise)";
+  // keep_16bit hands the stored bits instead, in the same places (what the LST side network reads).
+  const std::vector<uint64_t> rows = {7, 2, 7};
+  const StoreBatch f = r.read_batch(rows, {5, 0});
+  const StoreBatch h = r.read_batch(rows, {5, 0}, /*keep_16bit=*/true);
+  EXPECT_TRUE(h.hidden.empty());
+  EXPECT_EQ(h.hidden_dtype, DType::f16);
+  ASSERT_EQ(h.hidden_bits.size(), 2u);
+  EXPECT_EQ(h.tokens.mask, f.tokens.mask);
+  for (size_t l = 0; l < 2; ++l) {
+    ASSERT_EQ(h.hidden_bits[l].size(), f.hidden[l].size());
+    for (size_t i = 0; i < f.hidden[l].size(); ++i) ASSERT_EQ(core::f16_to_f32(h.hidden_bits[l][i]), f.hidden[l][i]) << l << " " << i;
+  }
 }
 
 TEST(ActivationStore, RoundTripBf16WithinRounding) {
@@ -425,6 +437,22 @@ TEST(ActivationStore, PrefetchYieldsTheDirectBatchesInOrder) {
     EXPECT_FALSE(p.next());
     EXPECT_FALSE(p.next());
   }
+  // keep_16bit: the stored bits of the same batches (one prefetcher at a time: HDF5 is not thread-safe).
+  PrefetchingReader p16(r, plan, {2, 0}, 2, /*keep_16bit=*/true);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    auto bits = p16.next();
+    ASSERT_TRUE(bits) << "batch " << i;
+    StoreBatch want;
+    {
+      auto hold = p16.hold_hdf5();
+      want = r.read_batch(plan[i], {2, 0});
+    }
+    ASSERT_EQ(bits->hidden_bits.size(), 2u);
+    EXPECT_EQ(bits->hidden_dtype, DType::bf16);
+    for (size_t l = 0; l < 2; ++l)
+      for (size_t k = 0; k < want.hidden[l].size(); ++k) ASSERT_EQ(core::bf16_to_f32(bits->hidden_bits[l][k]), want.hidden[l][k]);
+  }
+  EXPECT_FALSE(p16.next());
 }
 
 TEST(ActivationStore, PrefetchErrorSurfacesOnNext) {
