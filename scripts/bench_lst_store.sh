@@ -18,6 +18,9 @@ common=(--config examples/sst2_lst.ini --model.dir "$MODEL" --task.max_train_exa
         --train.threads "$THREADS" --eval.every 0 --checkpoint.resume false --cache.dir "$OUT/cache")
 echo "== cache" >&2
 "$BUILD_DIR/ladder" cache "${common[@]}" --checkpoint.dir "$OUT/cache_run" --log.report "$OUT/cache.json" > "$OUT/cache.log" 2>&1
+# Let the kernel finish writing the store back to disk before timing anything: its writeback would otherwise
+# share the two cores with the runs below (it slowed both by about 25% here).
+sync
 echo "== online" >&2
 "$BUILD_DIR/ladder" train "${common[@]}" --checkpoint.dir "$OUT/online" > "$OUT/online.log" 2>&1
 echo "== from the store" >&2

@@ -103,6 +103,7 @@ LstSideNetwork::LstSideNetwork(core::Backbone& backbone, const LstOptions& opt, 
     blocks_.push_back(l);
   }
   up_ = torch_linear("side.final_upsample", c_, C_);
+  set_recompute(opt.recompute);
   alpha_ = add("side.gate_alpha", std::vector<float>(size_t(L_), 0.0f), {L_});
 }
 

@@ -37,7 +37,8 @@ struct LstOptions {
   std::vector<int> layers;      // backbone layers that get a side block and a ladder (empty = all)
   float gate_T = 0.1f;
   std::string init = "magnitude";  // magnitude | fisher | random (fisher needs `importance`)
-  int fisher_samples = 1024;       // init = fisher: training examples in the Fisher sum (LST's samples_for_fisher)
+  int fisher_samples = 1024;
+  bool recompute = true;           // see set_recompute       // init = fisher: training examples in the Fisher sum (LST's samples_for_fisher)
   uint64_t seed = 42;
 };
 
@@ -59,7 +60,8 @@ class LstSideNetwork {
   int width() const { return c_; }
   const std::vector<int>& kept_layers() const { return kept_; }
   float gate(int layer) const;  // sigmoid(alpha_layer / T)
-  // Whether backward recomputes the side blocks instead of keeping their activations (default on): forward
+  // Whether backward recomputes the side blocks instead of keeping their activations (LstOptions::recompute,
+  // on by default): forward
   // then keeps only each block's input (which the ladder mixing keeps anyway), and backward runs each block's
   // forward again, one block at a time, into one shared set of buffers, with the attention softmax recomputed
   // one (b, h) at a time inside the attention backward. Gradients are bit-identical either way; on costs one

@@ -102,7 +102,7 @@ void check_forward(const Case& c) {
 
 // Gradient check of dq, dk, dv for loss = sum(out * R); q, k, v are column blocks of one [B,T,3C] buffer when
 // fused, three [B,T,C] buffers otherwise.
-void check_backward(const Case& c, bool fused) {
+void check_backward(const Case& c, bool fused, double rtol = 2e-2) {
   const int B = c.B, T = c.T, NH = c.NH, HS = c.HS, C = NH * HS;
   const int ld = fused ? 3 * C : C;
   const size_t n = size_t(B) * T * ld;
@@ -154,11 +154,11 @@ void check_backward(const Case& c, bool fused) {
     return acc;
   };
   if (fused) {
-    expect_grad_ok("attention fused dqkv", loss, qb.data(), n, dqb.data(), 2e-2, 1e-3, 1e-2, 1000);
+    expect_grad_ok("attention fused dqkv", loss, qb.data(), n, dqb.data(), rtol, 1e-3, 1e-2, 1000);
   } else {
-    expect_grad_ok("attention dq", loss, qb.data(), n, dqb.data(), 2e-2, 1e-3, 1e-2, 1000);
-    expect_grad_ok("attention dk", loss, kb.data(), n, dkb.data(), 2e-2, 1e-3, 1e-2, 1000);
-    expect_grad_ok("attention dv", loss, vb.data(), n, dvb.data(), 2e-2, 1e-3, 1e-2, 1000);
+    expect_grad_ok("attention dq", loss, qb.data(), n, dqb.data(), rtol, 1e-3, 1e-2, 1000);
+    expect_grad_ok("attention dk", loss, kb.data(), n, dkb.data(), rtol, 1e-3, 1e-2, 1000);
+    expect_grad_ok("attention dv", loss, vb.data(), n, dvb.data(), rtol, 1e-3, 1e-2, 1000);
   }
   for (float x : dqb) ASSERT_FALSE(std::isnan(x));
 }
@@ -223,6 +223,16 @@ TEST(KernelAttention, BackwardCausal) { check_backward(Case{.causal = true}, fal
 TEST(KernelAttention, BackwardCausalWithPadding) { check_backward(Case{.causal = true, .padding = true}, false); }
 TEST(KernelAttention, BackwardDropout) { check_backward(Case{.padding = true, .p = 0.2f}, false); }
 TEST(KernelAttention, BackwardCausalDropout) { check_backward(Case{.causal = true, .p = 0.2f}, false); }
+// Wider heads, and LST's narrow heads over longer rows, against the reference and finite differences
+// (central differences at eps 1e-2 are a few percent off here: sharper softmaxes).
+TEST(KernelAttention, WideHeadsThroughBlas) {
+  check_forward(Case{.B = 2, .T = 9, .NH = 2, .HS = 16, .causal = true, .padding = true, .p = 0.1f});
+  check_backward(Case{.B = 2, .T = 9, .NH = 2, .HS = 16, .padding = true, .p = 0.2f}, true, 5e-2);
+}
+TEST(KernelAttention, NarrowHeadsLongerSequences) {
+  check_forward(Case{.B = 2, .T = 70, .NH = 3, .HS = 4, .padding = true, .p = 0.1f});
+  check_backward(Case{.B = 1, .T = 33, .NH = 2, .HS = 8, .causal = true, .padding = true, .p = 0.1f}, false, 5e-2);
+}
 TEST(KernelAttention, BackwardFusedLayout) { check_backward(Case{.causal = true, .padding = true, .p = 0.2f}, true); }
 
 TEST(KernelAttention, ScratchIsPerThreadAndTooSmallIsAnError) {
