@@ -2,6 +2,7 @@
 // "did you mean", missing required options, bad values, --help and the effective-options listing.
 #include <gtest/gtest.h>
 
+#include "apps/train/train_config.h"
 #include "tests/support/error_of.h"
 
 #include <functional>
@@ -124,3 +125,16 @@ TEST(Options, HelpReturnsFalseWithoutRequiringOptions) {
 }
 
 }  // namespace
+
+// method.lst_recompute: on by default, off on request, and a value that is not a boolean names the option.
+TEST(Options, LstRecomputeParsesAndBadValuesNameIt) {
+  ladder::apps::TrainConfig on, off, bad;
+  ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst"}, on));
+  EXPECT_TRUE(on.lst.recompute);
+  ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", "false"}, off));
+  EXPECT_FALSE(off.lst.recompute);
+  const std::string msg = error_of([&] {
+    ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", "sometimes"}, bad);
+  });
+  EXPECT_NE(msg.find("lst_recompute"), std::string::npos) << msg;
+}
