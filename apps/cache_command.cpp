@@ -24,6 +24,7 @@ int cache_command(const std::vector<std::string>& args) {
   if (!parse_train_config(args, cfg)) return 0;
   // The stores hold backbone activations only: the side network's initialisation does not matter here.
   if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
+  cfg.cache_use = false;  // a config that trains from the store also writes it: the backbone runs here
   DataParallel dp(cfg.tp);
   return dp.run([&] {
     // The store holds replicated hidden states, written row-parallel by every rank: a tensor-parallel group

@@ -130,6 +130,7 @@ int eval_command(const std::vector<std::string>& args) {
   const data::GlueTask task = data::parse_glue_task(cfg.task);
   const data::GlueTaskInfo& info = data::glue_task_info(task);
 
+  cfg.cache_use = false;  // evaluation runs the backbone on the dev text, also for a run trained from a store
   RunModel rm = build_run_model(cfg);
   load_trainable_params(rm, ck, path);
   const int32_t pad = data::TextEncoder::for_model(cfg.model_dir, rm.backbone->config().arch).pad_id();

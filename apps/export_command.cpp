@@ -196,6 +196,7 @@ int export_command(const std::vector<std::string>& args) {
     throw std::runtime_error("--format peft exports LoRA adapters only (method lora or dylora); this checkpoint's method is '" +
                              cfg.method + "' (use --format merged for mergeable methods)");
 
+  cfg.cache_use = false;  // a run trained from an activation store exports the model with its backbone
   RunModel rm = build_run_model(cfg);
   load_trainable_params(rm, ck, path);
   core::Backbone& bb = *rm.backbone;

@@ -14,14 +14,20 @@ struct Weight {
   int rows = 0, cols = 0;  // [rows, cols]; 1-D tensors have cols = 1
 };
 
-Weight load(core::Backbone& bb, const std::string& name, const ImportanceMap& imp) {
+// The whole f32 value of a backbone weight: read from the checkpoint when the backbone holds none
+// (WeightValues::deferred); gathered over the group when it holds a tensor-parallel part (a collective, and
+// every rank builds the side network alike); else the value itself.
+core::Tensor whole_value(core::Backbone& bb, const std::string& name) {
   core::Parameter& p = bb.params().at(name);
+  if (!p.value.defined() && p.read_stored) return p.read_stored();
+  if (p.shard.sharded() && bb.tensor_parallel())
+    return core::gather_whole(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace);
+  return p.value;
+}
+
+Weight load(core::Backbone& bb, const std::string& name, const ImportanceMap& imp) {
   Weight w;
-  // A tensor-parallel backbone holds parts of its weights; the pruning scores whole ones (collective over
-  // the group, and every rank of it builds the side network alike).
-  const bool sharded = p.shard.sharded() && bb.tensor_parallel();
-  const core::Tensor whole =
-      sharded ? core::gather_whole(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace) : p.value;
+  const core::Tensor whole = whole_value(bb, name);
   w.value = whole.to_floats();
   w.rows = int(whole.shape()[0]);
   w.cols = whole.shape().size() > 1 ? int(whole.shape()[1]) : 1;
@@ -97,11 +103,18 @@ std::vector<std::string> pruning_importance_names(const core::Backbone& backbone
 
 std::vector<int> kept_embedding_channels(core::Backbone& backbone, int reduction, const ImportanceMap& importance) {
   check_reduction(backbone, reduction);
-  const Weight e = load(backbone, "embeddings.word_embeddings.weight", importance);
-  std::vector<double> score(size_t(e.cols), 0.0);
-  for (int v = 0; v < e.rows; ++v)
-    for (int c = 0; c < e.cols; ++c) score[size_t(c)] += std::fabs(e.importance[size_t(v) * e.cols + size_t(c)]);
-  return top_k(score, e.cols / reduction);
+  // Scored in place (the vocabulary is the largest weight: no f32 copies of it, nor of its importance).
+  const std::string name = "embeddings.word_embeddings.weight";
+  const core::Tensor e = whole_value(backbone, name);
+  const int64_t rows = e.shape()[0], cols = e.shape()[1];
+  auto it = importance.find(name);
+  if (it != importance.end() && it->second.size() != size_t(rows * cols))
+    throw std::invalid_argument("importance of " + name + " has the wrong size");
+  const float* x = it != importance.end() ? it->second.data() : e.data<float>();
+  std::vector<double> score(size_t(cols), 0.0);
+  for (int64_t v = 0; v < rows; ++v)
+    for (int64_t c = 0; c < cols; ++c) score[size_t(c)] += std::fabs(x[size_t(v * cols + c)]);
+  return top_k(score, int(cols) / reduction);
 }
 
 std::vector<std::map<std::string, std::vector<float>>> pruned_side_layers(core::Backbone& backbone, int reduction,

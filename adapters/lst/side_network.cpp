@@ -103,7 +103,7 @@ LstSideNetwork::LstSideNetwork(core::Backbone& backbone, const LstOptions& opt, 
     blocks_.push_back(l);
   }
   up_ = torch_linear("side.final_upsample", c_, C_);
-  set_recompute(opt.recompute);
+  set_recompute(opt.recompute == "auto" ? LstRecompute::blocks : parse_lst_recompute(opt.recompute));
   alpha_ = add("side.gate_alpha", std::vector<float>(size_t(L_), 0.0f), {L_});
 }
 
@@ -113,9 +113,16 @@ std::vector<int> LstSideNetwork::taps() const {
   return t;
 }
 
-void LstSideNetwork::set_recompute(bool on) {
-  recompute_ = on;
-  for (auto& blk : blocks_) blk.attn.recompute_probs = on;
+LstRecompute parse_lst_recompute(const std::string& s) {
+  if (s == "blocks") return LstRecompute::blocks;
+  if (s == "softmax") return LstRecompute::softmax;
+  if (s == "none") return LstRecompute::none;
+  throw std::invalid_argument("method.lst_recompute '" + s + "': expected blocks, softmax, none or auto");
+}
+
+void LstSideNetwork::set_recompute(LstRecompute mode) {
+  recompute_ = mode == LstRecompute::blocks;
+  for (auto& blk : blocks_) blk.attn.recompute_probs = mode != LstRecompute::none;
 }
 
 float LstSideNetwork::gate(int layer) const { return 1.0f / (1.0f + std::exp(-alpha_->w()[layer] / opt_.gate_T)); }

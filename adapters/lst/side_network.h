@@ -32,13 +32,20 @@ struct TapRows {
   core::DType dtype = core::DType::f32;
 };
 
+// What the side network's backward recomputes instead of keeping (see LstSideNetwork::set_recompute).
+enum class LstRecompute { blocks, softmax, none };
+// "blocks" | "softmax" | "none"; anything else is an error naming method.lst_recompute.
+LstRecompute parse_lst_recompute(const std::string& s);
+
 struct LstOptions {
   int reduction = 8;            // side width d / r
   std::vector<int> layers;      // backbone layers that get a side block and a ladder (empty = all)
   float gate_T = 0.1f;
   std::string init = "magnitude";  // magnitude | fisher | random (fisher needs `importance`)
-  int fisher_samples = 1024;
-  bool recompute = true;           // see set_recompute       // init = fisher: training examples in the Fisher sum (LST's samples_for_fisher)
+  int fisher_samples = 1024;       // init = fisher: training examples in the Fisher sum (LST's samples_for_fisher)
+  // blocks | softmax | none, or auto: blocks online, softmax when training from an activation store
+  // (apps/train decides; the side network alone reads auto as blocks). See set_recompute.
+  std::string recompute = "auto";
   uint64_t seed = 42;
 };
 
@@ -60,15 +67,18 @@ class LstSideNetwork {
   int width() const { return c_; }
   const std::vector<int>& kept_layers() const { return kept_; }
   float gate(int layer) const;  // sigmoid(alpha_layer / T)
-  // Whether backward recomputes the side blocks instead of keeping their activations (LstOptions::recompute,
-  // on by default): forward
-  // then keeps only each block's input (which the ladder mixing keeps anyway), and backward runs each block's
-  // forward again, one block at a time, into one shared set of buffers, with the attention softmax recomputed
-  // one (b, h) at a time inside the attention backward. Gradients are bit-identical either way; on costs one
-  // more side forward per step and saves most of what the side network would hold (at batch 32 x 128
-  // tokens about 29 MiB over six blocks). Off suits training from an activation store, where memory is
-  // small and the step is all side network.
-  void set_recompute(bool on);
+  // What backward recomputes instead of keeping (LstOptions::recompute). Gradients are bit-identical in
+  // every mode (same kernels, inputs and dropout masks).
+  //   blocks:  forward keeps only each block's input (which the ladder mixing keeps anyway); backward runs
+  //            each block's forward again, one block at a time, into one shared set of buffers, and the
+  //            attention backward recomputes its softmax one (b, h) at a time. Least memory, one more side
+  //            forward per step (+40% on a side-network-only step). The default online, where the
+  //            backbone's forward dominates the step.
+  //   softmax: the blocks keep their activations except the [B, heads, T, T] attention probabilities, which
+  //            the attention backward recomputes (one more Q K^T and softmax: +11% on a side-only step,
+  //            half the memory of none). The default from an activation store.
+  //   none:    everything is kept: the fastest step and the most memory.
+  void set_recompute(LstRecompute mode);
 
  private:
   core::Backbone& backbone_;
@@ -92,7 +102,7 @@ class LstSideNetwork {
   core::BertLayer::Buffers scratch_;
   core::BertLayer::Buffers rec_;  // with recompute: what the block being differentiated keeps
   core::BackwardWorkspace ws_;
-  bool recompute_ = true;
+  bool recompute_ = true;  // LstRecompute::blocks
   core::Tensor d_a_, d_b_, d_rows_, d_tmp_;
   // A ladder's down-projection of a tap: forward into lad [N, c], or (lad null) its weight gradients from dl.
   void ladder_pass(core::Linear& down, const TapRows& tap, int N, float* lad, const float* dl);

@@ -14,7 +14,11 @@ RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) 
   RunModel m;
   m.task = data::parse_glue_task(cfg.task);
   const data::GlueTaskInfo& info = data::glue_task_info(m.task);
-  m.backbone = core::load_backbone(cfg.model_dir, tp);
+  // From an activation store the backbone never runs: its weights only seed the side network's pruned
+  // initialisation, which reads them one tensor at a time, so it holds none of them (Fisher importances
+  // need it to run, so that init maps them as usual; the trainer releases them afterwards).
+  const bool deferred = cfg.cache_use && cfg.method == "lst" && cfg.lst.init != "fisher";
+  m.backbone = core::load_backbone(cfg.model_dir, tp, deferred ? core::WeightValues::deferred : core::WeightValues::mapped);
   const auto& mc = m.backbone->config();
   if (cfg.max_length > mc.max_positions)
     throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
@@ -24,6 +28,9 @@ RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) 
     // Fisher importances come from the task loss through the head, so the head exists first.
     const adapters::ImportanceMap importance = cfg.lst.init == "fisher" ? lst_fisher_importance(cfg, m) : adapters::ImportanceMap{};
     m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, cfg.lst, importance);
+    // From a store the step is all side network, where recomputing whole blocks costs 40%: keep them, and
+    // recompute only the attention probabilities, half of what they would keep.
+    if (cfg.cache_use && cfg.lst.recompute == "auto") m.side->set_recompute(adapters::LstRecompute::softmax);
     m.tap_dtype = core::parse_dtype(cfg.cache_dtype);
   } else
     m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);

@@ -77,7 +77,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("method.lst_layers", po::value<std::string>(&lst_layers)->default_value(""), "LST: backbone layers with a side block and a ladder, e.g. 1,2,4,5 (empty = all)")
       ("method.lst_gate_T", po::value<float>(&c.lst.gate_T)->default_value(c.lst.gate_T), "LST: gate temperature, g = sigmoid(alpha / T)")
       ("method.lst_init", po::value<std::string>(&c.lst.init)->default_value(c.lst.init), "LST: side blocks from the backbone pruned by weight magnitude or by Fisher importance (fisher), or random")
-      ("method.lst_recompute", po::value<bool>(&c.lst.recompute)->default_value(c.lst.recompute), "LST: recompute the side blocks in backward instead of keeping their activations (less memory, one more side forward per step; training from a store never recomputes)")
+      ("method.lst_recompute", po::value<std::string>(&c.lst.recompute)->default_value(c.lst.recompute), "LST: what backward recomputes instead of keeping: blocks (least memory, one more side forward per step), softmax (only the attention probabilities), none (fastest, most memory), or auto (blocks online, softmax from an activation store)")
       ("method.lst_fisher_samples", po::value<int>(&c.lst.fisher_samples)->default_value(c.lst.fisher_samples), "LST, lst_init = fisher: training examples whose squared gradients are summed (one at a time)")
       ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch and rank (a step: batch_size x grad_accum x ranks)")
       ("train.grad_accum", po::value<int>(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per optimizer step")
@@ -165,6 +165,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   }
   if (c.lst.fisher_samples <= 0)
     throw std::runtime_error("method.lst_fisher_samples must be positive, got " + std::to_string(c.lst.fisher_samples));
+  if (c.lst.recompute != "auto") (void)adapters::parse_lst_recompute(c.lst.recompute);  // names the option
   if (c.cache_dir.empty()) c.cache_dir = "runs/cache-" + c.task;
   if (c.cache_dtype != "f16" && c.cache_dtype != "bf16" && c.cache_dtype != "f32")
     throw std::runtime_error("cache.dtype '" + c.cache_dtype + "': expected f16, bf16 or f32");

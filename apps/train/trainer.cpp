@@ -102,7 +102,6 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     for (int t : rm.side->taps()) store_layers.push_back(t);
     train_lengths = train_store->row_lengths();
     params.release_frozen_values();
-    rm.side->set_recompute(false);  // without the backbone, memory is small: prefer the faster step
   } else {
     load_glue_splits(cfg, rm, true, train, dev);
     train_lengths = train.lengths();

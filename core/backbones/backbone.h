@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/backbones/transformer_config.h"
+#include "core/backbones/weight_loader.h"
 #include "core/modules/linear.h"
 #include "core/modules/parameter.h"
 #include "core/modules/tensor_parallel.h"
@@ -64,7 +65,9 @@ class Backbone {
 // Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. Errors name the file
 // and the tensor. With a tensor-parallel group of size > 1 each rank loads only its shard of the sharded
 // tensors (core/backbones/tensor_parallel_layout.h); every rank of the group must then run the same calls.
-std::unique_ptr<Backbone> load_backbone(const std::string& dir, TensorParallelGroup* tp = nullptr);
+// values = deferred registers the weights without holding them (WeightValues): the backbone cannot run.
+std::unique_ptr<Backbone> load_backbone(const std::string& dir, TensorParallelGroup* tp = nullptr,
+                                        WeightValues values = WeightValues::mapped);
 
 // Mean of the last hidden state over real tokens: sentence-transformers' pooling. out [B, d].
 void mean_pool(float* out, const float* hidden, const float* attention_mask, int B, int T, int C);

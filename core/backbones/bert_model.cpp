@@ -16,11 +16,12 @@ namespace {
 constexpr uint64_t kEmbeddingSite = 1000;  // dropout stream of the embeddings (layers use their index)
 }
 
-BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp)
-    : cfg_(cfg), tp_(tp && tp->size() > 1 ? tp : nullptr) {
+BertModel::BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp,
+                      WeightValues values)
+    : cfg_(cfg), tp_(tp && tp->size() > 1 ? tp : nullptr), deferred_(values == WeightValues::deferred) {
   const int C = cfg.hidden, F = cfg.intermediate;
   const TensorParallelLayout tpl(cfg, tp_);
-  WeightLoader w(ckpt, reg_, {"bert."});
+  WeightLoader w(ckpt, reg_, {"bert."}, values);
   Parameter* word = w.load_shard("embeddings.word_embeddings.weight", tpl.spec({cfg.vocab_size, C}, 0));
   word_ = {word, nullptr, cfg.vocab_size, C, int(word->shard.range().first), tp_};
   pos_ = w.load("embeddings.position_embeddings.weight", {cfg.max_positions, C});
@@ -112,6 +113,7 @@ void BertModel::embeddings_forward() {
 }
 
 void BertModel::forward(const TokenBatch& batch, const StepOptions& opt) {
+  if (deferred_) throw std::logic_error("this BERT backbone was loaded without its weights (WeightValues::deferred): it cannot run");
   batch_ = batch;
   opt_ = opt;
   keep_all_ = opt.save_for_backward || opt.keep_hidden_states;

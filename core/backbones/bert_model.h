@@ -13,7 +13,9 @@ namespace ladder::core {
 class BertModel : public Backbone {
  public:
   // tp: shard the layers Megatron-style and the vocabulary by rows over this group (null or size 1: none).
-  BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp = nullptr);
+  // values = deferred: the weights are registered but not held (see WeightValues); forward then throws.
+  BertModel(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp = nullptr,
+            WeightValues values = WeightValues::mapped);
 
   const TransformerConfig& config() const override { return cfg_; }
   ParameterRegistry& params() override { return reg_; }
@@ -49,6 +51,7 @@ class BertModel : public Backbone {
 
   TransformerConfig cfg_;
   TensorParallelGroup* tp_ = nullptr;
+  bool deferred_ = false;  // loaded with WeightValues::deferred: holds no weights, cannot run
   ParameterRegistry reg_;
   TokenEmbedding word_;
   Parameter *pos_ = nullptr, *type_ = nullptr;

@@ -17,12 +17,13 @@ namespace {
 constexpr uint64_t kEmbeddingSite = 1000;
 }
 
-Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp)
-    : cfg_(cfg), tp_(tp && tp->size() > 1 ? tp : nullptr) {
+Gpt2Model::Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp,
+                      WeightValues values)
+    : cfg_(cfg), tp_(tp && tp->size() > 1 ? tp : nullptr), deferred_(values == WeightValues::deferred) {
   const int C = cfg.hidden, F = cfg.intermediate;
   if (F < C) throw std::runtime_error("GPT-2 with n_inner < n_embd is not supported");
   const TensorParallelLayout tpl(cfg, tp_);
-  WeightLoader w(ckpt, reg_, {"transformer."});
+  WeightLoader w(ckpt, reg_, {"transformer."}, values);
   wte_ = w.load_shard("wte.weight", tpl.spec({cfg.vocab_size, C}, 0));
   wte_row0_ = int(wte_->shard.range().first);
   wpe_ = w.load("wpe.weight", {cfg.max_positions, C});
@@ -75,6 +76,7 @@ Tensor Gpt2Model::hidden_state(int i) const {
 }
 
 void Gpt2Model::forward(const TokenBatch& b, const StepOptions& opt) {
+  if (deferred_) throw std::logic_error("this GPT-2 backbone was loaded without its weights (WeightValues::deferred): it cannot run");
   batch_ = b;
   opt_ = opt;
   keep_all_ = opt.save_for_backward || opt.keep_hidden_states;

@@ -14,7 +14,9 @@ class Gpt2Model : public Backbone {
  public:
   // tp: shard the blocks Megatron-style and wte by vocabulary rows over this group (null or size 1: none);
   // the tied LM head (lm_logits) then refuses to run.
-  Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp = nullptr);
+  // values = deferred: the weights are registered but not held (see WeightValues); forward then throws.
+  Gpt2Model(const TransformerConfig& cfg, const SafetensorsCheckpoint& ckpt, TensorParallelGroup* tp = nullptr,
+            WeightValues values = WeightValues::mapped);
 
   const TransformerConfig& config() const override { return cfg_; }
   ParameterRegistry& params() override { return reg_; }
@@ -44,6 +46,7 @@ class Gpt2Model : public Backbone {
 
   TransformerConfig cfg_;
   TensorParallelGroup* tp_ = nullptr;
+  bool deferred_ = false;  // loaded with WeightValues::deferred: holds no weights, cannot run
   int wte_row0_ = 0;
   ParameterRegistry reg_;
   Parameter *wte_ = nullptr, *wpe_ = nullptr;

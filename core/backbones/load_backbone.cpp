@@ -8,12 +8,12 @@
 
 namespace ladder::core {
 
-std::unique_ptr<Backbone> load_backbone(const std::string& dir, TensorParallelGroup* tp) {
+std::unique_ptr<Backbone> load_backbone(const std::string& dir, TensorParallelGroup* tp, WeightValues values) {
   TransformerConfig cfg = TransformerConfig::from_json_file(dir + "/config.json");
   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
   switch (cfg.arch) {
-    case Architecture::bert: return std::make_unique<BertModel>(cfg, ckpt, tp);
-    case Architecture::gpt2: return std::make_unique<Gpt2Model>(cfg, ckpt, tp);
+    case Architecture::bert: return std::make_unique<BertModel>(cfg, ckpt, tp, values);
+    case Architecture::gpt2: return std::make_unique<Gpt2Model>(cfg, ckpt, tp, values);
   }
   throw std::logic_error("unreachable architecture");
 }

@@ -65,13 +65,16 @@ void ParameterRegistry::zero_grad() {
 size_t ParameterRegistry::count(bool trainable_only) const {
   size_t n = 0;
   for (auto& p : params_)
-    if (!trainable_only || p->trainable) n += size_t(p->shard.sharded() ? shape_numel(p->shard.full) : p->value.numel());
+    if (!trainable_only || p->trainable) n += size_t(p->shard.sharded() || p->read_stored ? shape_numel(p->shard.full) : p->value.numel());
   return n;
 }
 
 void ParameterRegistry::release_frozen_values() {
   for (auto& p : params_)
-    if (!p->trainable) p->value = Tensor();
+    if (!p->trainable) {
+      p->value = Tensor();
+      p->read_stored = nullptr;
+    }
 }
 
 }  // namespace ladder::core

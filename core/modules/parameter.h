@@ -3,6 +3,7 @@
 // memory report read. Parameters are named by their Hugging Face dotted names and carry a trainable flag.
 // Frozen parameters never get gradient buffers; trainable ones get an f32 copy of their value and a slot in
 // one contiguous gradient buffer (so data parallelism can all-reduce it in a few calls).
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -24,6 +25,10 @@ struct Parameter {
   // column-parallel layer): such gradients are summed over the group before the optimizer step.
   ShardSpec shard;
   bool tp_partial_grad = false;
+  // A frozen parameter registered without its value (a backbone loaded with WeightValues::deferred, which
+  // never runs: e.g. a side network trained from an activation store) reads the whole stored tensor here,
+  // as f32 and accounted while the returned tensor lives; `value` stays undefined. Empty otherwise.
+  std::function<Tensor()> read_stored;
 
   float* w() const { return value.data<float>(); }
   // Gradient pointer, or nullptr when frozen: kernels skip weight-gradient work on nullptr.
@@ -52,7 +57,8 @@ class ParameterRegistry {
   void zero_grad();
   const Tensor& gradient_buffer() const { return grad_buffer_; }
 
-  size_t count(bool trainable_only) const;  // number of scalar parameters (whole tensors, also when sharded)
+  // Number of scalar parameters (whole tensors, also when sharded or deferred).
+  size_t count(bool trainable_only) const;
   // Releases the values of every frozen parameter (their memory maps close when nothing else holds them),
   // for runs that no longer need the frozen model (a side network trained from an activation store).
   // Shapes are forgotten too; touching a released parameter afterwards is a bug.

@@ -62,6 +62,32 @@ class MemoryTracker {
   std::atomic<size_t> allocations_{0};
 };
 
+// Bytes held outside a Tensor (e.g. vectors a reader fills), accounted to a CPU category while this object
+// lives. Movable, not copyable.
+class TrackedBytes {
+ public:
+  TrackedBytes() = default;
+  TrackedBytes(MemCategory c, size_t bytes) : cat_(c), bytes_(bytes) { MemoryTracker::instance().add(0, c, bytes); }
+  ~TrackedBytes() { if (bytes_) MemoryTracker::instance().sub(0, cat_, bytes_); }
+  TrackedBytes(TrackedBytes&& o) noexcept : cat_(o.cat_), bytes_(o.bytes_) { o.bytes_ = 0; }
+  TrackedBytes& operator=(TrackedBytes&& o) noexcept {
+    if (this != &o) {
+      if (bytes_) MemoryTracker::instance().sub(0, cat_, bytes_);
+      cat_ = o.cat_;
+      bytes_ = o.bytes_;
+      o.bytes_ = 0;
+    }
+    return *this;
+  }
+  TrackedBytes(const TrackedBytes&) = delete;
+  TrackedBytes& operator=(const TrackedBytes&) = delete;
+  size_t bytes() const { return bytes_; }
+
+ private:
+  MemCategory cat_ = MemCategory::workspace;
+  size_t bytes_ = 0;
+};
+
 // Process peak resident set size (VmHWM) in bytes, 0 when unknown.
 size_t peak_rss_bytes();
 size_t current_rss_bytes();

@@ -166,6 +166,7 @@ StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, 
       for (size_t b = 0; b < B; ++b) std::copy_n(bits.data() + src[b] * row, row, h.data() + b * row);
       out.hidden_bits.push_back(std::move(h));
     }
+    out.hidden_bytes = core::TrackedBytes(core::MemCategory::activations, layer_index.size() * B * row * sizeof(uint16_t));
     return out;
   }
   std::vector<uint16_t> bits(id_.dtype == DType::f32 ? 0 : U * row);
@@ -182,6 +183,7 @@ StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, 
     }
     out.hidden.push_back(std::move(h));
   }
+  out.hidden_bytes = core::TrackedBytes(core::MemCategory::activations, layer_index.size() * B * row * sizeof(float));
   return out;
 }
 

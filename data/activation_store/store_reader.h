@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/tensor/memory.h"
 #include "data/activation_store/store_schema.h"
 #include "data/padded_batch.h"
 
@@ -39,6 +40,9 @@ struct StoreBatch {
   core::DType hidden_dtype = core::DType::f32;
   std::vector<std::vector<uint16_t>> hidden_bits;
   std::vector<float> logits;      // [B, C] when the store has teacher logits
+  // The hidden states' bytes, accounted as saved activations while the batch lives (a batch waiting in a
+  // prefetch queue included): they are what the taps are online.
+  core::TrackedBytes hidden_bytes;
 };
 
 class ActivationStoreReader {

@@ -156,6 +156,25 @@ TEST(Lst, MagnitudeInitIsThePrunedBackbone) {
     for (int b = 0; b < c; ++b) ASSERT_EQ(so[size_t(a) * c + b], o_w[size_t(orows[size_t(a)]) * C + rows[size_t(b)]]);
 }
 
+// Training from an activation store loads the backbone without its weights (WeightValues::deferred): the
+// pruned initialisation then reads them one tensor at a time and must give the same side network.
+TEST(Lst, PrunedInitFromADeferredBackboneEqualsTheMappedOne) {
+  const std::string dir = test::write_tiny_bert(test::temp_dir("lst_deferred_init"), 63);
+  adapters::LstOptions o;
+  o.reduction = 2;
+  o.init = "magnitude";
+  auto mapped = core::load_backbone(dir);
+  auto deferred = core::load_backbone(dir, nullptr, core::WeightValues::deferred);
+  adapters::LstSideNetwork a(*mapped, o), b(*deferred, o);
+  size_t side_params = 0;
+  for (auto& p : mapped->params().all()) {
+    if (!p->trainable) continue;
+    ++side_params;
+    EXPECT_EQ(p->value.to_floats(), deferred->params().at(p->name).value.to_floats()) << p->name;
+  }
+  EXPECT_GT(side_params, 10u);
+}
+
 TEST(Lst, BadOptionsAreClearErrors) {
   auto bb = test::tiny_backbone(false, "lst_errors", 62);
   auto error_of = [&](adapters::LstOptions o) {
@@ -180,9 +199,9 @@ TEST(Lst, BadOptionsAreClearErrors) {
 }
 
 TEST(Lst, RecomputedBlocksGiveTheSavedBlocksGradients) {
-  // Backward recomputes the side blocks (and their softmax) by default; keeping their activations must give
-  // the same gradients bit for bit (same kernels, same inputs, same dropout masks: dropout is on), and
-  // recomputing must keep less.
+  // Backward recomputes the side blocks (and their softmax) by default, or only the softmax; keeping
+  // everything must give the same gradients bit for bit (same kernels, same inputs, same dropout masks:
+  // dropout is on), and each mode that recomputes more must keep less.
   for (bool gpt : {false, true}) {
     adapters::LstOptions o;
     o.reduction = 2;
@@ -190,9 +209,9 @@ TEST(Lst, RecomputedBlocksGiveTheSavedBlocksGradients) {
     std::vector<std::vector<float>> grads;
     std::vector<size_t> kept;
     auto& mem = core::MemoryTracker::instance();
-    for (bool recompute : {true, false}) {
-      Rig rig(gpt, std::string("lst_recompute_") + (gpt ? "gpt" : "bert") + (recompute ? "_on" : "_off"), o);
-      rig.side->set_recompute(recompute);
+    for (const char* mode : {"blocks", "softmax", "none"}) {
+      Rig rig(gpt, std::string("lst_recompute_") + (gpt ? "gpt_" : "bert_") + mode, o);
+      rig.side->set_recompute(adapters::parse_lst_recompute(mode));
       const auto R = test::randn(size_t(rig.tb.B) * rig.bb->config().hidden, 13);
       rig.bb->params().zero_grad();
       const size_t before = mem.current(0, core::MemCategory::activations);
@@ -201,13 +220,14 @@ TEST(Lst, RecomputedBlocksGiveTheSavedBlocksGradients) {
       rig.side->backward(R.data());
       grads.push_back(rig.bb->params().gradient_buffer().to_floats());
     }
-    EXPECT_LT(kept[0], kept[1]) << "recomputing must keep fewer activations than saving";
-    ASSERT_EQ(grads[0].size(), grads[1].size());
+    EXPECT_LT(kept[0], kept[1]) << "recomputing blocks must keep less than recomputing the softmax";
+    EXPECT_LT(kept[1], kept[2]) << "recomputing the softmax must keep less than recomputing nothing";
     double norm = 0;
-    for (size_t i = 0; i < grads[0].size(); ++i) {
-      EXPECT_EQ(grads[0][i], grads[1][i]) << (gpt ? "gpt2 " : "bert ") << i;
-      norm += double(grads[0][i]) * grads[0][i];
+    for (size_t m = 1; m < grads.size(); ++m) {
+      ASSERT_EQ(grads[0].size(), grads[m].size());
+      for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[m][i]) << (gpt ? "gpt2 " : "bert ") << m << " " << i;
     }
+    for (float g : grads[0]) norm += double(g) * g;
     EXPECT_GT(norm, 0.0);
   }
 }

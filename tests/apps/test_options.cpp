@@ -126,13 +126,15 @@ TEST(Options, HelpReturnsFalseWithoutRequiringOptions) {
 
 }  // namespace
 
-// method.lst_recompute: on by default, off on request, and a value that is not a boolean names the option.
+// method.lst_recompute: auto by default, blocks / softmax / none on request, and any other value names the option.
 TEST(Options, LstRecomputeParsesAndBadValuesNameIt) {
   ladder::apps::TrainConfig on, off, bad;
   ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst"}, on));
-  EXPECT_TRUE(on.lst.recompute);
-  ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", "false"}, off));
-  EXPECT_FALSE(off.lst.recompute);
+  EXPECT_EQ(on.lst.recompute, "auto");
+  for (const char* mode : {"blocks", "softmax", "none"}) {
+    ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", mode}, off));
+    EXPECT_EQ(off.lst.recompute, mode);
+  }
   const std::string msg = error_of([&] {
     ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", "sometimes"}, bad);
   });

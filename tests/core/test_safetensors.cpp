@@ -309,6 +309,41 @@ TEST(LoadBackbone, TinyBertLoadsAndMissingTensorIsNamed) {
     core::write_safetensors(bad + "/model.safetensors", keep);
   }
   expect_error([&] { core::load_backbone(bad); }, {bad, "'" + removed + "'"});
+  expect_error([&] { core::load_backbone(bad, nullptr, core::WeightValues::deferred); }, {bad, "'" + removed + "'"});
+}
+
+// Deferred values: the same parameters (names, counts), none held or accounted; read_stored gives the
+// mapped values; the backbone refuses to run; a wrong shape is still an error naming the tensor.
+TEST(LoadBackbone, DeferredWeightsAreRegisteredButNotHeld) {
+  for (bool gpt : {false, true}) {
+    const std::string dir = gpt ? ladder::test::write_tiny_gpt2(temp_dir("bb_defer_gpt"), 5)
+                                : ladder::test::write_tiny_bert(temp_dir("bb_defer_bert"), 5);
+    auto mapped = core::load_backbone(dir);
+    auto& mem = core::MemoryTracker::instance();
+    const size_t before = mem.current(0, MemCategory::frozen_weights);
+    auto deferred = core::load_backbone(dir, nullptr, core::WeightValues::deferred);
+    EXPECT_EQ(mem.current(0, MemCategory::frozen_weights), before) << "a deferred backbone holds no weights";
+    EXPECT_EQ(deferred->params().count(false), mapped->params().count(false));
+    ASSERT_EQ(deferred->params().all().size(), mapped->params().all().size());
+    for (auto& p : deferred->params().all()) {
+      EXPECT_FALSE(p->value.defined()) << p->name;
+      ASSERT_TRUE(p->read_stored) << p->name;
+      const Tensor t = p->read_stored();
+      EXPECT_GT(mem.current(0, MemCategory::frozen_weights), before) << "a read weight is accounted while it lives";
+      EXPECT_EQ(t.to_floats(), mapped->params().at(p->name).value.to_floats()) << p->name;
+    }
+    EXPECT_EQ(mem.current(0, MemCategory::frozen_weights), before);
+    std::vector<int32_t> ids(4, 1);
+    const core::TokenBatch b{1, 4, ids.data(), nullptr, nullptr};
+    expect_error([&] { deferred->forward(b, core::StepOptions{}); }, {"deferred", "cannot run"});
+  }
+  // A config whose hidden size disagrees with the stored tensors.
+  const std::string dir = ladder::test::write_tiny_bert(temp_dir("bb_defer_shape"), 6);
+  nlohmann::json cfg;
+  std::ifstream(dir + "/config.json") >> cfg;
+  cfg["intermediate_size"] = int(cfg["intermediate_size"]) * 2;
+  std::ofstream(dir + "/config.json", std::ios::trunc) << cfg.dump();
+  expect_error([&] { core::load_backbone(dir, nullptr, core::WeightValues::deferred); }, {"intermediate.dense.weight", "has shape"});
 }
 
 TEST(LoadBackbone, UnsupportedModelTypeNamesItAndTheFile) {
