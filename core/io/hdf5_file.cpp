@@ -84,8 +84,10 @@ Hdf5Dataset::~Hdf5Dataset() {
   if (id_ >= 0) H5Dclose(id_);
 }
 Hdf5Dataset::Hdf5Dataset(Hdf5Dataset&& o) noexcept
-    : id_(o.id_), file_(std::move(o.file_)), name_(std::move(o.name_)), dtype_(o.dtype_), dims_(std::move(o.dims_)) {
+    : id_(o.id_), file_(std::move(o.file_)), name_(std::move(o.name_)), dtype_(o.dtype_), dims_(std::move(o.dims_)),
+      direct_(std::move(o.direct_)), direct_checked_(o.direct_checked_) {
   o.id_ = -1;
+  o.direct_checked_ = false;
 }
 Hdf5Dataset& Hdf5Dataset::operator=(Hdf5Dataset&& o) noexcept {
   if (this != &o) {
@@ -95,7 +97,10 @@ Hdf5Dataset& Hdf5Dataset::operator=(Hdf5Dataset&& o) noexcept {
     name_ = std::move(o.name_);
     dtype_ = o.dtype_;
     dims_ = std::move(o.dims_);
+    direct_ = std::move(o.direct_);
+    direct_checked_ = o.direct_checked_;
     o.id_ = -1;
+    o.direct_checked_ = false;
   }
   return *this;
 }
@@ -502,6 +507,62 @@ void Hdf5File::commit(bool durable) {
 
 // ---- Row lists, chunk shapes, MPI files and integer-vector attributes ----
 
+// Where each row of a dataset lies in the file, so that a row list is a few preads: H5Dread costs about
+// 10 us a call whatever it reads, which made a random 32-row batch of seven [N, 64, 384] f16 layers take
+// 2.8 ms on the prefetch thread, beside a 12 ms training step on two cores.
+struct Hdf5Dataset::DirectRows {
+  int fd = -1;
+  uint64_t chunk_rows = 0;
+  size_t full_row_bytes = 0;          // one whole row (every later dimension) in the file
+  std::vector<haddr_t> chunk_addr;    // file offset of each chunk, in row order
+  ~DirectRows() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::shared_ptr<const Hdf5Dataset::DirectRows> Hdf5Dataset::direct_rows() const {
+  if (direct_checked_) return direct_;
+  direct_checked_ = true;
+  if (dims_.empty() || dims_[0] == 0) return nullptr;
+  // Only the layout ladder writes: chunked along the first dimension alone, no filters, the file's bytes
+  // those of the memory type (little-endian, same size). Anything else keeps the H5Dread path.
+  hid_t dcpl = H5Dget_create_plist(id_);
+  std::vector<hsize_t> chunk(dims_.size(), 0);
+  const bool chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, int(chunk.size()), chunk.data()) == int(dims_.size()) &&
+                       H5Pget_nfilters(dcpl) == 0;
+  H5Pclose(dcpl);
+  if (!chunked || chunk[0] == 0) return nullptr;
+  for (size_t d = 1; d < dims_.size(); ++d)
+    if (chunk[d] != dims_[d]) return nullptr;
+  hid_t ft = H5Dget_type(id_);
+  const size_t elem = dtype_bytes(dtype_, 1);
+  const H5T_order_t order = H5Tget_order(ft);
+  const bool same_bytes = H5Tget_size(ft) == elem && (order == H5T_ORDER_LE || (elem == 1 && order == H5T_ORDER_NONE));
+  H5Tclose(ft);
+  if (!same_bytes) return nullptr;
+  auto dr = std::make_shared<DirectRows>();
+  dr->chunk_rows = chunk[0];
+  dr->full_row_bytes = elem;
+  for (size_t d = 1; d < dims_.size(); ++d) dr->full_row_bytes *= dims_[d];
+  const uint64_t n_chunks = (dims_[0] + chunk[0] - 1) / chunk[0];
+  std::vector<hsize_t> coord(dims_.size(), 0);
+  for (uint64_t c = 0; c < n_chunks; ++c) {
+    coord[0] = c * chunk[0];
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    // An unallocated chunk (never written: its rows read as the fill value) keeps the H5Dread path.
+    if (H5Dget_chunk_info_by_coord(id_, coord.data(), &mask, &addr, &size) < 0 || addr == HADDR_UNDEF ||
+        size != chunk[0] * dr->full_row_bytes)
+      return nullptr;
+    dr->chunk_addr.push_back(addr);
+  }
+  dr->fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (dr->fd < 0) return nullptr;
+  direct_ = dr;
+  return direct_;
+}
+
 void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const {
   if (rows.empty()) return;
   if (dims_.empty()) throw h5_error(file_, "'" + name_ + "' is a scalar; it has no rows");
@@ -512,6 +573,22 @@ void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1
   }
   size_t row_bytes = dtype_bytes(dtype_, 1);
   for (size_t d = 1; d < count.size(); ++d) row_bytes *= count[d];
+  if (auto dr = direct_rows()) {
+    // A row's first dim1 columns are the first row_bytes of the row (row-major within the chunk).
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i] >= dims_[0] || (i > 0 && rows[i] <= rows[i - 1]))
+        throw h5_error(file_, "row list for '" + name_ + "' is not strictly increasing below " + std::to_string(dims_[0]));
+      const off_t at = off_t(dr->chunk_addr[rows[i] / dr->chunk_rows] + (rows[i] % dr->chunk_rows) * dr->full_row_bytes);
+      char* dst = static_cast<char*>(data) + i * row_bytes;
+      size_t done = 0;
+      while (done < row_bytes) {
+        const ssize_t n = ::pread(dr->fd, dst + done, row_bytes - done, at + off_t(done));
+        if (n <= 0) throw h5_error(file_, "cannot read row " + std::to_string(rows[i]) + " of '" + name_ + "' (truncated file?)");
+        done += size_t(n);
+      }
+    }
+    return;
+  }
   // One H5Dread per run of consecutive rows. A single read of the union of runs is much slower in HDF5 1.10:
   // mapping an irregular selection onto chunks costs far more than the reads themselves (measured 6.7x slower
   // for random 32-row batches of a [2000, 64, 384] f16 dataset).

@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,9 @@ class Hdf5Dataset {
   void set_attr(const std::string& key, const std::string& value);
   // Reads the listed rows (strictly increasing first-dimension indices) into a dense buffer
   // [rows.size(), dim1, dims[2:]...] in the dataset's dtype, keeping only the first `dim1` entries of the
-  // second dimension (0 = all). One H5Dread per run of consecutive rows.
+  // second dimension (0 = all). A dataset laid out as ladder writes them (chunked along rows only, no
+  // filters, little-endian, every chunk allocated) is read with one pread per row at its chunk's address,
+  // which HDF5 itself reports; any other with one H5Dread per run of consecutive rows. Not thread-safe.
   void read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const;
   // The chunk shape; empty for a contiguous (or scalar) dataset.
   std::vector<uint64_t> chunk_dims() const;
@@ -47,6 +50,10 @@ class Hdf5Dataset {
   std::string file_, name_;
   DType dtype_ = DType::f32;
   std::vector<uint64_t> dims_;
+  struct DirectRows;  // chunk addresses and a read-only descriptor, built by the first read_row_list
+  mutable std::shared_ptr<const DirectRows> direct_;
+  mutable bool direct_checked_ = false;
+  std::shared_ptr<const DirectRows> direct_rows() const;
 };
 
 class Hdf5File {

@@ -178,6 +178,61 @@ TEST(Hdf5File, RoundTripEveryDtypeWithRowOffsets) {
   expect_error([&] { file.open_dataset("absent"); }, {path, "'absent'"});
 }
 
+// Row lists (what the activation store's reader asks for): every dtype, the first dim1 columns, against
+// whole-row reads; on fully written datasets (read by pread at each chunk's address) and on one with
+// chunks never written (HDF5's own path, which reads them as zeros); a bad row list names the dataset.
+TEST(Hdf5File, RowListsReadTheSameAsWholeRows) {
+  const std::string path = temp_dir("h5_rowlist") + "/rows.h5";
+  const uint64_t N = 23, T = 5, C = 6;
+  const auto f32v = ramp(N * T * C, 1.5f);
+  std::vector<uint16_t> f16v(N * T * C);
+  for (size_t i = 0; i < f16v.size(); ++i) f16v[i] = core::f32_to_f16(f32v[i]);
+  std::vector<int8_t> i8v(N * T);
+  for (size_t i = 0; i < i8v.size(); ++i) i8v[i] = int8_t(i % 100);
+  {
+    auto file = Hdf5File::create(path);
+    auto a = file.create_dataset("a", DType::f32, {N, T, C}, 4);
+    auto b = file.create_dataset("b", DType::f16, {N, T, C}, 32);  // one chunk (clamped to N)
+    auto m = file.create_dataset("m", DType::i8, {N, T}, 3);
+    auto p = file.create_dataset("partial", DType::f32, {N, T, C}, 4);
+    a.write_rows(0, N, f32v.data());
+    b.write_rows(0, N, f16v.data());
+    m.write_rows(0, N, i8v.data());
+    p.write_rows(0, 8, f32v.data());  // rows 8.. never written
+    file.commit();
+  }
+  auto file = Hdf5File::open_read(path);
+  const std::vector<uint64_t> rows{0, 3, 4, 5, 11, 17, 22};
+  for (uint64_t dim1 : {uint64_t(0), uint64_t(2), T}) {
+    const uint64_t t = dim1 ? dim1 : T;
+    for (const char* name : {"a", "partial"}) {
+      auto d = file.open_dataset(name);
+      std::vector<float> got(rows.size() * t * C, -1.0f);
+      d.read_row_list(rows, dim1, got.data());
+      for (size_t i = 0; i < rows.size(); ++i)
+        for (uint64_t k = 0; k < t * C; ++k) {
+          const float want = std::string(name) == "partial" && rows[i] >= 8 ? 0.0f : f32v[rows[i] * T * C + k];
+          ASSERT_EQ(got[i * t * C + k], want) << name << " row " << rows[i] << " dim1 " << dim1;
+        }
+    }
+    auto b = file.open_dataset("b");
+    std::vector<uint16_t> gb(rows.size() * t * C);
+    b.read_row_list(rows, dim1, gb.data());
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (uint64_t k = 0; k < t * C; ++k) ASSERT_EQ(gb[i * t * C + k], f16v[rows[i] * T * C + k]);
+    auto m = file.open_dataset("m");
+    std::vector<int8_t> gm(rows.size() * t);
+    m.read_row_list(rows, dim1, gm.data());
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (uint64_t k = 0; k < t; ++k) ASSERT_EQ(gm[i * t + k], i8v[rows[i] * T + k]);
+  }
+  auto a = file.open_dataset("a");
+  std::vector<float> buf(2 * T * C);
+  expect_error([&] { a.read_row_list({4, 3}, 0, buf.data()); }, {path, "'a'", "increasing"});
+  expect_error([&] { a.read_row_list({N}, 0, buf.data()); }, {path, "'a'"});
+  expect_error([&] { a.read_row_list({1}, T + 1, buf.data()); }, {path, "'a'", "columns"});
+}
+
 // The f16/bf16 file types are real IEEE-layout floats: HDF5 itself converts them to native float.
 TEST(Hdf5File, HalfDatasetsAreFloatTypesHdf5CanConvert) {
   const std::string path = temp_dir("h5_convert") + "/c.h5";
