@@ -383,6 +383,10 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   if (ckdir.best_metric()) report.metrics()["best_" + info.primary_metric] = *ckdir.best_metric();
   report.metrics()["loss_series"] = series["loss"];
   report.timings()["median_step_ms"] = median(step_ms);
+  // The epoch's training time: every step, waits for data included; evaluation and checkpoints not.
+  double steps_ms = 0;
+  for (double x : step_ms) steps_ms += x;
+  report.timings()["train_steps_s"] = steps_ms / 1e3;
   report.metrics()["data_parallel_ranks"] = dp.size();
   report.metrics()["tensor_parallel_ranks"] = dp.tp();
   report.metrics()["frozen_weight_bytes_per_rank"] = frozen_bytes;

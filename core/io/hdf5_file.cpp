@@ -563,6 +563,32 @@ std::shared_ptr<const Hdf5Dataset::DirectRows> Hdf5Dataset::direct_rows() const 
   return direct_;
 }
 
+void Hdf5Dataset::read_rows_at(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const {
+  if (rows.empty()) return;
+  if (direct_rows()) {
+    // One row at a time, each into its place: the pread path has no ordering requirement.
+    const size_t row_bytes = row_list_bytes(dim1);
+    for (size_t i = 0; i < rows.size(); ++i) read_row_list({rows[i]}, dim1, static_cast<char*>(data) + i * row_bytes);
+    return;
+  }
+  std::vector<uint64_t> uniq(rows);
+  std::sort(uniq.begin(), uniq.end());
+  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+  const size_t row_bytes = row_list_bytes(dim1);
+  std::vector<char> buf(uniq.size() * row_bytes);
+  read_row_list(uniq, dim1, buf.data());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t u = size_t(std::lower_bound(uniq.begin(), uniq.end(), rows[i]) - uniq.begin());
+    std::copy_n(buf.data() + u * row_bytes, row_bytes, static_cast<char*>(data) + i * row_bytes);
+  }
+}
+
+size_t Hdf5Dataset::row_list_bytes(uint64_t dim1) const {
+  size_t b = dtype_bytes(dtype_, 1);
+  for (size_t d = 1; d < dims_.size(); ++d) b *= d == 1 && dim1 > 0 ? dim1 : dims_[d];
+  return b;
+}
+
 void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const {
   if (rows.empty()) return;
   if (dims_.empty()) throw h5_error(file_, "'" + name_ + "' is a scalar; it has no rows");

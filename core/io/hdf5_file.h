@@ -40,6 +40,9 @@ class Hdf5Dataset {
   // filters, little-endian, every chunk allocated) is read with one pread per row at its chunk's address,
   // which HDF5 itself reports; any other with one H5Dread per run of consecutive rows. Not thread-safe.
   void read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const;
+  // The same for rows in any order, repeats allowed: row i of `data` is rows[i] (each read straight into
+  // its place on the pread path; sorted, read and placed otherwise).
+  void read_rows_at(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const;
   // The chunk shape; empty for a contiguous (or scalar) dataset.
   std::vector<uint64_t> chunk_dims() const;
   const std::vector<uint64_t>& dims() const { return dims_; }
@@ -54,6 +57,7 @@ class Hdf5Dataset {
   mutable std::shared_ptr<const DirectRows> direct_;
   mutable bool direct_checked_ = false;
   std::shared_ptr<const DirectRows> direct_rows() const;
+  size_t row_list_bytes(uint64_t dim1) const;  // one row of a row list (its first dim1 columns)
 };
 
 class Hdf5File {

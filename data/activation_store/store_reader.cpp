@@ -158,12 +158,10 @@ StoreBatch ActivationStoreReader::read_batch(const std::vector<uint64_t>& rows, 
   // Hidden states: read [U, Tb, H] in the stored type, convert to f32 (or keep the bits) while placing rows.
   const size_t row = size_t(Tb * H);
   if (keep_16bit && id_.dtype != DType::f32) {
-    std::vector<uint16_t> bits(U * row);
     out.hidden_dtype = id_.dtype;
     for (size_t li : layer_index) {
-      files_->hidden[li].read_row_list(uniq, Tb, bits.data());
       std::vector<uint16_t> h(B * row);
-      for (size_t b = 0; b < B; ++b) std::copy_n(bits.data() + src[b] * row, row, h.data() + b * row);
+      files_->hidden[li].read_rows_at(rows, Tb, h.data());  // each row straight into its place
       out.hidden_bits.push_back(std::move(h));
     }
     out.hidden_bytes = core::TrackedBytes(core::MemCategory::activations, layer_index.size() * B * row * sizeof(uint16_t));

@@ -226,6 +226,18 @@ TEST(Hdf5File, RowListsReadTheSameAsWholeRows) {
     for (size_t i = 0; i < rows.size(); ++i)
       for (uint64_t k = 0; k < t; ++k) ASSERT_EQ(gm[i * t + k], i8v[rows[i] * T + k]);
   }
+  // Any order, repeats allowed (read_rows_at), on both paths.
+  const std::vector<uint64_t> shuffled{17, 3, 22, 3, 0, 9};
+  for (const char* name : {"a", "partial"}) {
+    auto d = file.open_dataset(name);
+    std::vector<float> got(shuffled.size() * 2 * C, -1.0f);
+    d.read_rows_at(shuffled, 2, got.data());
+    for (size_t i = 0; i < shuffled.size(); ++i)
+      for (uint64_t k = 0; k < 2 * C; ++k) {
+        const float want = std::string(name) == "partial" && shuffled[i] >= 8 ? 0.0f : f32v[shuffled[i] * T * C + k];
+        ASSERT_EQ(got[i * 2 * C + k], want) << name << " row " << shuffled[i];
+      }
+  }
   auto a = file.open_dataset("a");
   std::vector<float> buf(2 * T * C);
   expect_error([&] { a.read_row_list({4, 3}, 0, buf.data()); }, {path, "'a'", "increasing"});
