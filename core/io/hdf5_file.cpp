@@ -597,8 +597,7 @@ void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1
     if (dim1 > dims_[1]) throw h5_error(file_, "'" + name_ + "' has only " + std::to_string(dims_[1]) + " columns");
     count[1] = dim1;
   }
-  size_t row_bytes = dtype_bytes(dtype_, 1);
-  for (size_t d = 1; d < count.size(); ++d) row_bytes *= count[d];
+  const size_t row_bytes = row_list_bytes(dim1);
   if (auto dr = direct_rows()) {
     // A row's first dim1 columns are the first row_bytes of the row (row-major within the chunk).
     for (size_t i = 0; i < rows.size(); ++i) {
