@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+#include "core/kernels/attention_narrow_heads.h"
 #include "core/kernels/dropout_rng.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/vec_math.h"
@@ -105,6 +106,10 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
                                 std::to_string(kDropBufFloats) + ", got T = " + std::to_string(T));
   if (!probs && !scratch) throw std::invalid_argument("attention_forward: needs probs or scratch");
   const int threads = probs ? omp_get_max_threads() : scratch_threads(scratch_floats, size_t(T) * T, "attention_forward");
+  if (narrow_heads(s)) {
+    narrow_attention_forward(out, probs, q, k, v, key_mask, causal, scale, dropout_p, seed, s, threads);
+    return;
+  }
   const uint64_t rng_key = dropout_rng::key(seed);
   const uint32_t thr = dropout_rng::keep_threshold(dropout_p);
   const float keep_scale = dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 0.0f;
@@ -152,6 +157,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const size_t TT = size_t(T) * T;
   const size_t per_thread = probs ? TT : 2 * TT;
   const int threads = scratch_threads(scratch_floats, per_thread, "attention_backward");
+  if (narrow_heads(s)) {
+    narrow_attention_backward(dq, dk, dv, dout, q, k, v, probs, key_mask, causal, scale, dropout_p, seed, s, threads);
+    return;
+  }
   const uint64_t rng_key = dropout_rng::key(seed);
   const uint32_t thr = dropout_rng::keep_threshold(dropout_p);
   const bool drop = dropout_p > 0.0f;

@@ -10,6 +10,7 @@
 // regenerated in backward. Element index = ((sample(b)*NH + h)*P + i)*P + j with P = key_positions (the
 // model's maximum length) and sample(b) from `samples`, so a sample's mask does not depend on its batch,
 // its padding or its rank; with key_positions == 0 it is ((b*NH + h)*T + i)*T + j.
+// Heads of width <= 8 run the narrow-head kernels (attention_narrow_heads.h), wider ones BLAS per (b, h).
 #include <cstddef>
 #include <cstdint>
 

@@ -259,3 +259,58 @@ TEST(KernelAttention, DropoutWithTooLongSequenceThrows) {
   EXPECT_THROW(lc::attention_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, false, 1.0f, 0.1f, 0, s),
                std::invalid_argument);
 }
+
+// Heads of width <= 8 take the narrow-head kernels (attention_narrow_heads.cpp), wider ones the BLAS path. The
+// same heads zero-padded to width 16 give the same scores and outputs through BLAS: compare forward, saved
+// and recomputed backward, on rows that are not a multiple of the 8-row block, with a fully padded
+// sequence (uniform rows), causal masking and dropout.
+TEST(KernelAttention, NarrowHeadsEqualTheBlasPathOnZeroPaddedHeads) {
+  for (bool causal : {false, true})
+    for (int HS : {4, 8}) {
+      const int B = 3, T = 13, NH = 2, W = 16, C = NH * HS, CW = NH * W;
+      const float scale = 0.37f, p = 0.15f;
+      auto q = randn(size_t(B) * T * C, 91), k = randn(size_t(B) * T * C, 92), v = randn(size_t(B) * T * C, 93);
+      auto dout = randn(size_t(B) * T * C, 94);
+      std::vector<float> mask(size_t(B) * T, 1.0f);
+      for (int t = 9; t < T; t++) mask[size_t(1) * T + t] = 0.0f;  // sequence 1: right padding
+      for (int t = 0; t < T; t++) mask[size_t(2) * T + t] = 0.0f;  // sequence 2: nothing to attend to
+      auto widen = [&](const std::vector<float>& x) {
+        std::vector<float> w(size_t(B) * T * CW, 0.0f);
+        for (int r = 0; r < B * T; r++)
+          for (int h = 0; h < NH; h++)
+            for (int d = 0; d < HS; d++) w[size_t(r) * CW + h * W + d] = x[size_t(r) * C + h * HS + d];
+        return w;
+      };
+      auto qw = widen(q), kw = widen(k), vw = widen(v), dow = widen(dout);
+      lc::AttentionShape sn{B, T, NH, HS, C}, sw{B, T, NH, W, CW};
+      std::vector<float> on(q.size()), pn(size_t(B) * NH * T * T), ow(qw.size()), pw(pn.size());
+      lc::attention_forward(on.data(), pn.data(), q.data(), k.data(), v.data(), mask.data(), causal, scale, p, 5, sn);
+      lc::attention_forward(ow.data(), pw.data(), qw.data(), kw.data(), vw.data(), mask.data(), causal, scale, p, 5, sw);
+      for (size_t e = 0; e < pn.size(); e++) ASSERT_NEAR(pn[e], pw[e], 1e-6) << "probability " << e;
+      for (int r = 0; r < B * T; r++)
+        for (int h = 0; h < NH; h++)
+          for (int d = 0; d < W; d++) {
+            const float want = d < HS ? on[size_t(r) * C + h * HS + d] : 0.0f;
+            ASSERT_NEAR(ow[size_t(r) * CW + h * W + d], want, 1e-5) << "row " << r << " head " << h << " col " << d;
+          }
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> scratch(std::max(lc::attention_backward_scratch_floats(sn, true),
+                                          lc::attention_backward_scratch_floats(sw, true)));
+      std::vector<float> dq(q.size(), nan), dk(q.size(), nan), dv(q.size(), nan);
+      std::vector<float> dqw(qw.size(), nan), dkw(qw.size(), nan), dvw(qw.size(), nan);
+      lc::attention_backward(dqw.data(), dkw.data(), dvw.data(), dow.data(), qw.data(), kw.data(), vw.data(), nullptr,
+                             mask.data(), causal, scale, p, 5, scratch.data(), scratch.size(), sw);
+      for (const float* probs : {static_cast<const float*>(pn.data()), static_cast<const float*>(nullptr)}) {
+        lc::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), probs,
+                               mask.data(), causal, scale, p, 5, scratch.data(), scratch.size(), sn);
+        for (int r = 0; r < B * T; r++)
+          for (int h = 0; h < NH; h++)
+            for (int d = 0; d < HS; d++) {
+              const size_t n = size_t(r) * C + h * HS + d, w = size_t(r) * CW + h * W + d;
+              ASSERT_NEAR(dq[n], dqw[w], 1e-5) << "dq row " << r << (probs ? " (saved)" : " (recomputed)");
+              ASSERT_NEAR(dk[n], dkw[w], 1e-5) << "dk row " << r << (probs ? " (saved)" : " (recomputed)");
+              ASSERT_NEAR(dv[n], dvw[w], 1e-5) << "dv row " << r << (probs ? " (saved)" : " (recomputed)");
+            }
+      }
+    }
+}

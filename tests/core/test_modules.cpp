@@ -382,7 +382,10 @@ TEST_P(AttentionModule, GradientsWithMaskAndDropout) {
   std::vector<float> dx(x.size(), kGarbage);
   a.backward(dx.data(), R.data(), x.data(), saved, b, kDrop, seed, kSamples, dqkv.data(), ws.data(), /*accumulate_dx=*/false);
   expect_grad_ok("dx", loss, x.data(), x.size(), dx.data(), 2e-2, kFloor);
-  check_params_elementwise(reg, before, loss, 2e-2, kFloor);
+  // The key bias's gradient is exactly zero (a constant added to every score of a row leaves its softmax
+  // unchanged), so its finite differences measure only the float forward's rounding: about 5e-5 at eps 1e-2,
+  // right at kFloor's 6e-5 allowance. A floor of 5e-3 (1e-4 absolute error) keeps that noise out.
+  check_params_elementwise(reg, before, loss, 2e-2, 5e-3);
   if (c.freeze_out) {
     EXPECT_FALSE(a.out.weight->grad.defined());
   }
