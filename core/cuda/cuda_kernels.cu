@@ -184,8 +184,8 @@ __global__ void masked_softmax_forward_kernel(float* probs, const float* scores,
     for (int j = lane; j < jend; j += 32)
       if (!km || km[j] != 0.0f) mx = fmaxf(mx, scale * s[j]);
     mx = warp_max(mx);
-    if (mx == -INFINITY) {  // no kept key (or all scores -inf): the row is zeros
-      for (int j = lane; j < T; j += 32) p[j] = 0.0f;
+    if (mx == -INFINITY) {  // no kept key: uniform over all T keys, as the CPU kernels and HF's finfo.min mask
+      for (int j = lane; j < T; j += 32) p[j] = 1.0f / float(T);
       continue;
     }
     float sum = 0.0f;

@@ -33,7 +33,8 @@ void cuda_layernorm_backward(float* dinp, float* dweight, float* dbias, const fl
 // Row softmax of attention scores. scores, probs: (B, NH, T, T); row (b,h,i) holds query i's raw scores
 // q_i . k_j. probs[b,h,i,j] = softmax_j(scale * scores) over the keys j that are kept: key_mask[b,j] != 0
 // (key_mask is (B,T), nullptr keeps all) and, when causal, j <= i. Dropped keys get probability exactly 0;
-// a row with no kept key is all zeros. probs may alias scores.
+// a row with no kept key is uniform over all T keys (1/T), as the CPU kernels and Hugging Face's additive
+// finfo.min mask give. probs may alias scores.
 void cuda_masked_softmax_forward(float* probs, const float* scores, const float* key_mask, bool causal,
                                  float scale, int B, int NH, int T, cudaStream_t stream = nullptr);
 // dscores = d loss / d scores (the raw, unscaled scores): scale * p * (dprobs - sum_j p_j dprobs_j).

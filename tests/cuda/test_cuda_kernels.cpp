@@ -185,13 +185,13 @@ SoftmaxRef softmax_ref(const std::vector<float>& s, const std::vector<float>& dp
         double mx = -INFINITY;
         for (int j = 0; j < T; ++j)
           if (kept(j)) mx = std::max(mx, double(scale) * s[row + j]);
-        if (mx == -INFINITY) continue;  // no kept key: zeros
+        const bool none = mx == -INFINITY;  // no kept key: uniform over all T keys (the CPU kernels, HF)
         double sum = 0;
         for (int j = 0; j < T; ++j)
           if (kept(j)) sum += std::exp(double(scale) * s[row + j] - mx);
         double dot = 0, adot = 0;
         for (int j = 0; j < T; ++j) {
-          r.probs[row + j] = kept(j) ? std::exp(double(scale) * s[row + j] - mx) / sum : 0.0;
+          r.probs[row + j] = none ? 1.0 / T : kept(j) ? std::exp(double(scale) * s[row + j] - mx) / sum : 0.0;
           dot += r.probs[row + j] * dp[row + j];
           adot += r.probs[row + j] * std::fabs(dp[row + j]);
         }
