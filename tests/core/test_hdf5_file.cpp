@@ -245,6 +245,28 @@ TEST(Hdf5File, RowListsReadTheSameAsWholeRows) {
   expect_error([&] { a.read_row_list({1}, T + 1, buf.data()); }, {path, "'a'", "columns"});
 }
 
+// A store cut short under a reader that already located its chunks (copied over, or a disk that filled up):
+// the direct pread path names the file, the dataset and the row instead of returning garbage.
+TEST(Hdf5File, DirectRowReadsOfAFileCutShortNameTheRow) {
+  const std::string path = temp_dir("h5_cut") + "/cut.h5";
+  const uint64_t N = 64, T = 8, C = 16;
+  const auto v = ramp(N * T * C, 0.5f);
+  {
+    auto file = Hdf5File::create(path);
+    auto a = file.create_dataset("a", DType::f32, {N, T, C}, 4);
+    a.write_rows(0, N, v.data());
+    file.commit();
+  }
+  auto file = Hdf5File::open_read(path);
+  auto a = file.open_dataset("a");
+  std::vector<float> row(T * C);
+  a.read_row_list({0}, 0, row.data());  // locates every chunk
+  ASSERT_EQ(row[5], v[5]);
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);  // the last rows' chunks are gone
+  expect_error([&] { a.read_row_list({N - 1}, 0, row.data()); }, {path, "'a'", "row 63", "truncated"});
+  expect_error([&] { a.read_rows_at({N - 1, 0}, 0, row.data()); }, {path, "'a'", "row 63", "truncated"});
+}
+
 // The f16/bf16 file types are real IEEE-layout floats: HDF5 itself converts them to native float.
 TEST(Hdf5File, HalfDatasetsAreFloatTypesHdf5CanConvert) {
   const std::string path = temp_dir("h5_convert") + "/c.h5";
