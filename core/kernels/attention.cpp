@@ -135,9 +135,9 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       for (int i = i0; i < i0 + nr; i++) {
         const float* pr = P + size_t(i) * T;
         float* br = buf + size_t(i - i0) * T;
-        const uint64_t base = s.dropout_base(b, h, i);
-        for (int j = 0; j < T; j++)
-          br[j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, pr[j] * keep_scale);
+        uint64_t z = dropout_rng::weyl(rng_key, s.dropout_base(b, h, i));  // counter (b, h, i, j): + kGamma per j
+        for (int j = 0; j < T; j++, z += dropout_rng::kGamma)
+          br[j] = dropout_rng::select_or_zero(dropout_rng::bits24_at(z) >= thr, pr[j] * keep_scale);
       }
       gemm(false, false, nr, HS, T, 1.0f, buf, T, vb, ld, 0.0f, ob + size_t(i0) * C, C);
     }
@@ -186,10 +186,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     // dV = Pd^T dO
     if (drop) {
       for (int i = 0; i < T; i++) {
-        const uint64_t base = s.dropout_base(b, h, i);
-        for (int j = 0; j < T; j++)
-          G[size_t(i) * T + j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr,
-                                                             P[size_t(i) * T + j] * keep_scale);
+        uint64_t z = dropout_rng::weyl(rng_key, s.dropout_base(b, h, i));
+        for (int j = 0; j < T; j++, z += dropout_rng::kGamma)
+          G[size_t(i) * T + j] = dropout_rng::select_or_zero(dropout_rng::bits24_at(z) >= thr, P[size_t(i) * T + j] * keep_scale);
       }
       gemm(true, false, T, HS, T, 1.0f, G, T, dob, C, 0.0f, dvb, ld);
     } else {
@@ -204,9 +203,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       int width = causal ? i + 1 : T;
       if (width < T && pr[width] != 0.0f) width = T;
       if (drop) {
-        const uint64_t base = s.dropout_base(b, h, i);
-        for (int j = 0; j < width; j++)
-          gr[j] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base + j) >= thr, gr[j] * keep_scale);
+        uint64_t z = dropout_rng::weyl(rng_key, s.dropout_base(b, h, i));
+        for (int j = 0; j < width; j++, z += dropout_rng::kGamma)
+          gr[j] = dropout_rng::select_or_zero(dropout_rng::bits24_at(z) >= thr, gr[j] * keep_scale);
       }
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)

@@ -91,12 +91,17 @@ void load_queries(float* qv, const float* q, int ld, int r0, int T, int HS, floa
 }
 
 // Dropout multipliers of the block, keep[j*L + l] = 1/(1-p) or 0, from each row's counters (as attention.h).
+// Each lane steps its generator state by kGamma per key (dropout_rng::weyl): the bits of counter base + j.
 void dropout_block(float* keep, const uint64_t* base, uint64_t rng_key, uint32_t thr, float keep_scale, int width) {
+  alignas(32) uint64_t z[L];
+  for (int l = 0; l < L; l++) z[l] = dropout_rng::weyl(rng_key, base[l]);
   for (int j = 0; j < width; j++) {
     float* kj = keep + size_t(j) * L;
 #pragma omp simd
-    for (int l = 0; l < L; l++)
-      kj[l] = dropout_rng::select_or_zero(dropout_rng::bits24(rng_key, base[l] + uint64_t(j)) >= thr, keep_scale);
+    for (int l = 0; l < L; l++) {
+      kj[l] = dropout_rng::select_or_zero(dropout_rng::bits24_at(z[l]) >= thr, keep_scale);
+      z[l] += dropout_rng::kGamma;
+    }
   }
 }
 

@@ -21,10 +21,13 @@ inline uint64_t mix64(uint64_t z) {
 
 inline uint64_t key(uint64_t seed) { return mix64(seed ^ 0xD1B54A32D192ED03ULL); }
 
-// 24 random bits for (key, counter).
-inline uint32_t bits24(uint64_t k, uint64_t counter) {
-  return uint32_t(mix64(k + counter * kGamma) >> 40);
-}
+// The generator's state for (key, counter); the state of counter + 1 is this plus kGamma (mod 2^64), so a
+// loop over consecutive counters adds instead of multiplying (AVX2 emulates 64-bit multiplies).
+inline uint64_t weyl(uint64_t k, uint64_t counter) { return k + counter * kGamma; }
+
+// 24 random bits from a state, and for (key, counter).
+inline uint32_t bits24_at(uint64_t state) { return uint32_t(mix64(state) >> 40); }
+inline uint32_t bits24(uint64_t k, uint64_t counter) { return bits24_at(weyl(k, counter)); }
 
 // Uniform in [0, 1): bits24 / 2^24 (exact in float).
 inline float uniform(uint64_t k, uint64_t counter) { return float(bits24(k, counter)) * (1.0f / 16777216.0f); }
