@@ -105,9 +105,15 @@ void dropout_block(float* keep, const uint64_t* base, uint64_t rng_key, uint32_t
   }
 }
 
-void row_counters(uint64_t* base, const AttentionShape& s, int b, int h, int r0) {
-  for (int l = 0; l < L; l++) base[l] = s.dropout_base(b, h, std::min(r0 + l, s.T - 1));
-}
+// One (sequence, head): where its columns of q, k, v start (row stride ld_qkv) and its key mask.
+struct Head {
+  int b, h;
+  size_t row0;
+  const float* mask;
+  Head(int bh, const AttentionShape& s, const float* key_mask)
+      : b(bh / s.NH), h(bh % s.NH), row0(size_t(b) * s.T * s.ld_qkv + size_t(h) * s.HS),
+        mask(key_mask ? key_mask + size_t(b) * s.T : nullptr) {}
+};
 
 struct Dropout {
   uint64_t rng_key;
@@ -117,6 +123,13 @@ struct Dropout {
   Dropout(float p, uint64_t seed)
       : rng_key(dropout_rng::key(seed)), thr(dropout_rng::keep_threshold(p)),
         keep_scale(p < 1.0f ? 1.0f / (1.0f - p) : 0.0f), on(p > 0.0f) {}
+  // The multipliers of the block of rows [r0, r0 + L) of one head over its first `width` keys (rows past T
+  // reuse the last row's counters: nobody reads them).
+  void block(float* keep, const AttentionShape& s, const Head& hd, int r0, int width) const {
+    alignas(32) uint64_t base[L];
+    for (int l = 0; l < L; l++) base[l] = s.dropout_base(hd.b, hd.h, std::min(r0 + l, s.T - 1));
+    dropout_block(keep, base, rng_key, thr, keep_scale, width);
+  }
 };
 
 }  // namespace
@@ -136,25 +149,21 @@ void narrow_attention_forward(float* out, float* probs, const float* q, const fl
     float* keep = P + size_t(T) * L;
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
-      const int b = bh / NH, h = bh % NH;
-      const size_t row0 = size_t(b) * T * ld + h * HS;
-      const float* kb = k + row0;
-      const float* vb = v + row0;
-      const float* mask = key_mask ? key_mask + size_t(b) * T : nullptr;
+      const Head hd(bh, s, key_mask);
+      const float* kb = k + hd.row0;
+      const float* vb = v + hd.row0;
       for (int r0 = 0; r0 < T; r0 += L) {
         const int n = std::min(L, T - r0);
         alignas(32) float qv[kNarrowMaxHS * L], acc[kNarrowMaxHS * L];
-        load_queries(qv, q + row0, ld, r0, T, HS, scale);
-        const int width = probability_block(P, qv, kb, ld, mask, causal, r0, T, HS);
+        load_queries(qv, q + hd.row0, ld, r0, T, HS, scale);
+        const int width = probability_block(P, qv, kb, ld, hd.mask, causal, r0, T, HS);
         if (probs)
           for (int l = 0; l < n; l++) {
             float* pr = probs + (size_t(bh) * T + r0 + l) * T;
             for (int j = 0; j < T; j++) pr[j] = j < width ? P[size_t(j) * L + l] : 0.0f;
           }
         if (drop.on) {
-          alignas(32) uint64_t base[L];
-          row_counters(base, s, b, h, r0);
-          dropout_block(keep, base, drop.rng_key, drop.thr, drop.keep_scale, width);
+          drop.block(keep, s, hd, r0, width);
           for (size_t e = 0; e < size_t(width) * L; e++) keep[e] *= P[e];
         }
         const float* pd = drop.on ? keep : P;
@@ -168,7 +177,7 @@ void narrow_attention_forward(float* out, float* probs, const float* q, const fl
             for (int l = 0; l < L; l++) acc[d * L + l] += pj[l] * x;
           }
         }
-        float* ob = out + size_t(b) * T * C + h * HS;
+        float* ob = out + size_t(hd.b) * T * C + hd.h * HS;
         for (int l = 0; l < n; l++)
           for (int d = 0; d < HS; d++) ob[size_t(r0 + l) * C + d] = acc[d * L + l];
       }
@@ -196,12 +205,11 @@ void narrow_attention_backward(float* dq, float* dk, float* dv, const float* dou
     float* dV = dK + TL * HS;
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
-      const int b = bh / NH, h = bh % NH;
-      const size_t row0 = size_t(b) * T * ld + h * HS;
+      const Head hd(bh, s, key_mask);
+      const size_t row0 = hd.row0;
       const float* kb = k + row0;
       const float* vb = v + row0;
-      const float* mask = key_mask ? key_mask + size_t(b) * T : nullptr;
-      const float* dob = dout + size_t(b) * T * C + h * HS;
+      const float* dob = dout + size_t(hd.b) * T * C + hd.h * HS;
       std::fill(dK, dK + 2 * TL * HS, 0.0f);
       for (int r0 = 0; r0 < T; r0 += L) {
         const int n = std::min(L, T - r0);
@@ -216,15 +224,11 @@ void narrow_attention_backward(float* dq, float* dk, float* dv, const float* dou
           for (int j = 0; j < width; j++)
             for (int l = 0; l < L; l++) P[size_t(j) * L + l] = l < n ? pb[size_t(l) * T + j] : 0.0f;
         } else {
-          width = probability_block(P, qv, kb, ld, mask, causal, r0, T, HS);
+          width = probability_block(P, qv, kb, ld, hd.mask, causal, r0, T, HS);
         }
         for (int d = 0; d < HS; d++)
           for (int l = 0; l < L; l++) dov[d * L + l] = l < n ? dob[size_t(r0 + l) * C + d] : 0.0f;
-        if (drop.on) {
-          alignas(32) uint64_t base[L];
-          row_counters(base, s, b, h, r0);
-          dropout_block(m, base, drop.rng_key, drop.thr, drop.keep_scale, width);
-        }
+        if (drop.on) drop.block(m, s, hd, r0, width);
         alignas(32) float dot[L] = {};
         for (int j = 0; j < width; j++) {
           const float* vj = vb + size_t(j) * ld;
