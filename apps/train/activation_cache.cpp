@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "apps/progress.h"
+#include "apps/train/base_weights.h"
 #include "data/activation_store/store_writer.h"
 #include "data/glue/metrics.h"
 #include "data/padded_batch.h"
@@ -32,7 +33,7 @@ std::vector<std::string> files_matching(const std::string& dir, const std::vecto
   return out;
 }
 
-std::string weights_hash(const TrainConfig& cfg) { return data::hash_files(files_matching(cfg.model_dir, {}, ".safetensors")); }
+std::string weights_hash(const TrainConfig& cfg) { return base_weights_hash(cfg.model_dir); }
 std::string tokenizer_hash(const TrainConfig& cfg) {
   return data::hash_files(files_matching(cfg.model_dir, {"vocab.txt", "vocab.json", "merges.txt"}, ""));
 }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "apps/options.h"
+#include "apps/train/base_weights.h"
 
 namespace ladder::apps {
 
@@ -21,11 +22,15 @@ std::string resolve_checkpoint(const std::string& given, const std::string& pick
   std::string dir = given;
   if (fs::is_directory(given + "/checkpoints", ec)) dir = given + "/checkpoints";
   core::CheckpointDirectory cd(dir);
-  std::optional<std::string> path = pick == "best" ? cd.best() : cd.latest();
+  std::vector<std::string> unreadable;
+  std::optional<std::string> path = pick == "best" ? cd.best() : cd.latest(&unreadable);
   if (!path) {
     if (pick == "best")
       throw std::runtime_error(dir + ": no best.h5 (the run recorded no evaluation); use --pick latest");
-    throw std::runtime_error(dir + ": no checkpoint in this folder");
+    if (unreadable.empty()) throw std::runtime_error(dir + ": no checkpoint in this folder");
+    std::string why;
+    for (const auto& u : unreadable) why += "\n  " + u;
+    throw std::runtime_error(dir + ": no readable checkpoint in this folder:" + why);
   }
   std::printf("checkpoint folder %s: using the %s checkpoint %s\n", dir.c_str(),
               pick == "best" ? "best" : "latest", path->c_str());
@@ -46,6 +51,7 @@ TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::st
   // The checkpoint's side network replaces its initialisation: skip LST's Fisher pass, which would cost
   // seconds and need the training split.
   if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
+  check_base_weights(path, ck.backbone_hash, ck.backbone_id, cfg.model_dir, base_weights_hash(cfg.model_dir));
   return cfg;
 }
 

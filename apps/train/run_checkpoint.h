@@ -17,6 +17,7 @@ std::string resolve_checkpoint(const std::string& given, const std::string& pick
 
 // The run's effective config as stored in the checkpoint, with command-line overrides applied. The
 // parameters come from the checkpoint, so LST's lst_init = fisher reads as magnitude (no Fisher pass).
+// Throws naming both hashes and both model directories when model.dir's weights are not the checkpoint's.
 TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::string& path,
                                    const std::vector<std::string>& overrides);
 

@@ -104,6 +104,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("cache.dtype", po::value<std::string>(&c.cache_dtype)->default_value(c.cache_dtype), "hidden states in the store: f16, bf16 or f32")
       ("cache.use", po::value<bool>(&c.cache_use)->default_value(c.cache_use), "LST: train from the activation store instead of running the backbone")
       ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
+      ("checkpoint.start_over", po::value<bool>(&c.start_over)->default_value(c.start_over), "when checkpoints exist but none is readable, train from step 0 over them (default: stop with an error naming them)")
       ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");
   po::options_description all;
   all.add(generic).add(keys);

@@ -47,6 +47,7 @@ struct TrainConfig {
   int keep_last = 2;
   bool resume = true;
   // [parallel] (the process count comes from the launcher: mpirun -np N, srun)
+  bool start_over = false;  // resume finding only unreadable checkpoints trains from step 0 instead of failing
   int tp = 1;               // tensor-parallel group size; data parallelism takes the rest of the world
   double bucket_mb = 4.0;   // gradient all-reduce bucket size (this VM's MPI slows above ~16 MB per call)
   // [cache] (activation store: `ladder cache` writes it, `ladder train` reads it with cache.use)

@@ -1,7 +1,9 @@
 #include "apps/train/trainer.h"
 
 #include "apps/train/activation_cache.h"
+#include "apps/train/base_weights.h"
 #include "apps/train/data_parallel.h"
+#include "apps/train/finite_step.h"
 #include "apps/train/run_model.h"
 
 #include <algorithm>
@@ -79,6 +81,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
 
   // Model, head, methods, data.
   RunModel rm = build_run_model(cfg, dp.tp_group());
+  const std::string weights_hash = base_weights_hash(cfg.model_dir);
   // Frozen weights this rank holds (memory-mapped or copied): about 1/tp of the model's with tensor parallelism.
   const size_t frozen_bytes = core::MemoryTracker::instance().current(0, core::MemCategory::frozen_weights);
   auto& model = rm.backbone;
@@ -145,11 +148,26 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
                                   higher_better ? core::CheckpointDirectory::Better::higher : core::CheckpointDirectory::Better::lower);
   int64_t step = 0;
   std::map<std::string, std::vector<double>> series;
+  std::string last_saved;
   if (cfg.resume) {
-    if (auto latest = ckdir.latest()) {
+    std::vector<std::string> unreadable;
+    auto latest = ckdir.latest(&unreadable);
+    if (!latest && !unreadable.empty()) {
+      // Starting over would overwrite the run's checkpoints: only on request.
+      std::string why;
+      for (const auto& u : unreadable) why += "\n  " + u;
+      if (!cfg.start_over)
+        throw std::runtime_error(ckdir.dir() + " holds checkpoints but none is readable, so the run cannot resume:" + why +
+                                 "\nrerun with --checkpoint.start_over true to train from step 0 over them, or use another "
+                                 "--checkpoint.dir");
+      say(lead, "no readable checkpoint in %s; starting over from step 0 (checkpoint.start_over):%s\n", ckdir.dir().c_str(),
+          why.c_str());
+    }
+    if (latest) {
       core::CheckpointData ck = core::read_checkpoint(*latest);
       if (ck.method != cfg.method)
         throw std::runtime_error(*latest + ": checkpoint of method '" + ck.method + "' but the config says '" + cfg.method + "'");
+      check_base_weights(*latest, ck.backbone_hash, ck.backbone_id, cfg.model_dir, weights_hash);
       load_trainable_params(rm, ck, *latest);
       auto states = opt.state_tensors();
       if (states.size() != ck.optimizer.size()) throw std::runtime_error(*latest + ": optimizer state does not match this run's parameters");
@@ -172,6 +190,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
       sampler.restore({sp[0], sp[1]});
       series = ck.metrics;
       say(lead, "resumed from %s at step %lld\n", latest->c_str(), (long long)step);
+      last_saved = *latest;
     }
   }
   // Replicas start from rank 0's trainable values and average their gradients from here on.
@@ -181,6 +200,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
   // Replicas hold the same parameters and sampler position: the lead rank alone writes the checkpoint, with
   // whole tensors (the tp group of dp rank 0 gathers the shards first), so it resumes at any dp x tp.
   auto save = [&](std::optional<double> metric) -> std::string {
+    last_saved = ckdir.dir() + "/" + core::CheckpointDirectory::file_name(step);  // every rank can name it
     if (!dp.gathers_checkpoint()) return "";
     std::vector<std::pair<std::string, core::Tensor>> whole_params, whole_states;
     for (auto* p : params.trainable()) whole_params.emplace_back(p->name, dp.gather(p->value, p->shard));
@@ -190,6 +210,10 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
         whole_states.emplace_back(states[i].first, dp.gather(*states[i].second, opt.parameters()[i / 2]->shard));
     }
     if (!lead) return "";
+    // The step check keeps NaNs out of the parameters; this scan (cheap beside the write) makes sure.
+    if (const std::string bad = first_nonfinite(whole_params); !bad.empty())
+      throw std::runtime_error("step " + std::to_string(step) + ": parameter '" + bad +
+                               "' holds a NaN or an infinity; no checkpoint is written from it");
     core::CheckpointData ck;
     ck.step = step;
     ck.epoch = sampler.state().epoch;
@@ -197,7 +221,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     ck.config = cfg.effective_ini;
     ck.method = cfg.method;
     ck.backbone_id = cfg.model_dir;
-    ck.backbone_hash = model->name();
+    ck.backbone_hash = weights_hash;
     ck.params = std::move(whole_params);
     ck.optimizer = std::move(whole_states);
     ck.sampler["position"] = {sampler.state().epoch, sampler.state().position};
@@ -301,7 +325,9 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     if (red[3] > 0) stop_sig = int(red[2] / red[3] + 0.5);
     comm_ms.push_back(dp.wait_ms_last_step());
     tp_ms.push_back(1e3 * dp.take_tp_seconds());
-    if (cfg.max_grad_norm > 0) dp.clip_grad_norm(params, float(cfg.max_grad_norm));
+    // Without clipping, an infinite bound still computes the norm that the finite check needs.
+    const float grad_norm = dp.clip_grad_norm(params, cfg.max_grad_norm > 0 ? float(cfg.max_grad_norm) : INFINITY);
+    check_step_finite(step + 1, step_loss, grad_norm, params, last_saved);
     const double lr = schedule.lr_at(step);
     opt.step(lr);
     ++step;

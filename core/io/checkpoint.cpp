@@ -336,7 +336,11 @@ std::string CheckpointDirectory::save(const CheckpointData& data, std::optional<
   return path;
 }
 
-std::optional<std::string> CheckpointDirectory::latest() const {
+std::optional<std::string> CheckpointDirectory::latest(std::vector<std::string>* unreadable) const {
+  auto skip = [&](const std::string& why) {
+    warn("skipping " + why);
+    if (unreadable) unreadable->push_back(why);
+  };
   // The `latest` pointer first (it names the newest save even after a resume from an older step), then the
   // step files newest first.
   std::set<std::string> tried;
@@ -348,11 +352,11 @@ std::optional<std::string> CheckpointDirectory::latest() const {
       const std::string p = dir_ + "/" + name;
       tried.insert(p);
       if (!fs::exists(p)) {
-        warn(dir_ + "/latest names " + name + ", which is missing; looking at the step files");
+        skip(dir_ + "/latest names " + name + ", which is missing");
       } else {
         const std::string problem = checkpoint_problem(p);
         if (problem.empty()) return p;
-        warn("skipping " + problem);
+        skip(problem);
       }
     } else {
       warn(dir_ + "/latest does not name a step file ('" + name + "'); looking at the step files");
@@ -363,7 +367,7 @@ std::optional<std::string> CheckpointDirectory::latest() const {
     if (tried.count(*it)) continue;
     const std::string problem = checkpoint_problem(*it);
     if (problem.empty()) return *it;
-    warn("skipping " + problem);
+    skip(problem);
   }
   return std::nullopt;
 }

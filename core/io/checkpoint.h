@@ -72,8 +72,10 @@ class CheckpointDirectory {
   std::string save(const CheckpointData& data, std::optional<double> metric = std::nullopt);
   // The newest complete, readable checkpoint: the file `latest` names, else the step files newest first.
   // *.tmp files are never considered; a file that fails to open as HDF5 or lacks the format attribute is
-  // skipped with a warning on stderr. nullopt when there is none.
-  std::optional<std::string> latest() const;
+  // skipped with a warning on stderr, and its reason (naming the file) appended to `unreadable` when given,
+  // as is a `latest` pointer naming a missing file. nullopt when there is none: with `unreadable` empty, the
+  // folder holds no checkpoint at all.
+  std::optional<std::string> latest(std::vector<std::string>* unreadable = nullptr) const;
   // <dir>/best.h5 when a best has been recorded.
   std::optional<std::string> best() const;
   std::optional<double> best_metric() const { return best_metric_; }

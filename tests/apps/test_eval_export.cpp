@@ -26,6 +26,7 @@
 #include "data/padded_batch.h"
 #include "data/text_encoder.h"
 #include "tests/support/tiny_models.h"
+#include "tests/support/tiny_run.h"
 
 namespace {
 
@@ -42,69 +43,10 @@ json read_json(const std::string& path) {
   return json::parse(in);
 }
 
-const std::vector<std::string> kGood = {"good", "great", "fine", "happy", "lovely", "bright", "warm", "fun", "nice", "best",
-                                        "superb", "sweet", "charming", "clever", "joyful"};
-const std::vector<std::string> kBad = {"bad", "awful", "dull", "sad", "ugly", "dark", "cold", "boring", "poor", "worst",
-                                       "bland", "sour", "tedious", "stupid", "grim"};
-const std::vector<std::string> kNeutral = {"the", "a", "film", "movie", "story", "plot", "cast", "is", "was", "and",
-                                           "very", "quite", "its", "this", "ending"};
-
-// The tiny BERT with a 50-entry vocab.txt (5 specials + 45 words) and SST-2-style train/dev TSVs.
-struct TinySetup {
-  std::string root, model, data;
-  TinySetup() {
-    root = ladder::test::temp_dir("eval_export");
-    model = root + "/model";
-    data = root + "/sst2";
-    fs::create_directories(model);
-    fs::create_directories(data);
-    ladder::test::write_tiny_bert(model, 7);
-    {
-      std::ofstream v(model + "/vocab.txt");
-      for (const char* s : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}) v << s << "\n";
-      for (auto* list : {&kGood, &kBad, &kNeutral})
-        for (auto& w : *list) v << w << "\n";
-    }
-    std::ofstream(model + "/tokenizer_config.json") << R"({"do_lower_case": true})" << "\n";
-    std::mt19937 g(3);
-    auto pick = [&](const std::vector<std::string>& l) { return l[g() % l.size()]; };
-    auto write = [&](const std::string& path, int n) {
-      std::ofstream out(path);
-      out << "sentence\tlabel\n";
-      for (int i = 0; i < n; ++i) {
-        const int label = int(g() % 2);
-        std::string s = pick(kNeutral) + " " + pick(kNeutral) + " " + pick(label ? kGood : kBad);
-        for (unsigned k = 0, extra = g() % 4; k < extra; ++k) {
-          s += ' ';
-          s += pick(g() % 2 ? kNeutral : (label ? kGood : kBad));
-        }
-        out << s << " \t" << label << "\n";
-      }
-    };
-    write(data + "/train.tsv", 96);
-    write(data + "/dev.tsv", 24);
-  }
-  // Trains `method` for `steps` steps into root/<run>; returns the run directory.
-  std::string train(const std::string& run, const std::string& method, int steps,
-                    std::vector<std::string> extra = {}) const {
-    const std::string dir = root + "/" + run;
-    std::vector<std::string> args = {"--model.dir", model, "--task.name", "sst2", "--task.data_dir", data,
-                                     "--task.max_length", "16", "--method.name", method, "--method.lora_r", "4",
-                                     "--method.lora_alpha", "8", "--method.adapter_reduction", "4",
-                                     "--train.batch_size", "8", "--train.max_steps", std::to_string(steps),
-                                     "--train.lr", "0.01", "--train.threads", "2", "--checkpoint.dir", dir,
-                                     "--log.every", "1000"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    testing::internal::CaptureStdout();
-    const int rc = apps::train_command(args);
-    const std::string out = testing::internal::GetCapturedStdout();
-    EXPECT_EQ(rc, 0) << out;
-    return dir;
-  }
-};
+using ladder::test::TinySetup;
 
 const TinySetup& setup() {
-  static TinySetup s;
+  static TinySetup s("eval_export");
   return s;
 }
 

@@ -347,6 +347,26 @@ TEST(CheckpointDirectory, LatestSkipsTemporariesAndDamagedFiles) {
   EXPECT_EQ(*latest, dir + "/step-00000020.h5");
 }
 
+// When every checkpoint is damaged, latest() finds none but reports each file and why, so that a resume can
+// tell "nothing to resume" from "nothing readable to resume".
+TEST(CheckpointDirectory, LatestReportsEveryUnreadableFile) {
+  const std::string dir = temp_dir("ckpt_unreadable");
+  CheckpointDirectory cd(dir, 5);
+  std::vector<std::string> unreadable;
+  EXPECT_FALSE(cd.latest(&unreadable));
+  EXPECT_TRUE(unreadable.empty());  // an empty folder: nothing to report
+  const std::string ten = cd.save(sample_checkpoint(10));
+  fs::resize_file(ten, fs::file_size(ten) / 2);
+  std::ofstream(dir + "/step-00000020.h5") << "garbage";
+  testing::internal::CaptureStderr();
+  const auto latest = cd.latest(&unreadable);
+  testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(latest);
+  ASSERT_EQ(unreadable.size(), 2u);
+  EXPECT_NE(unreadable[0].find(dir + "/step-00000010.h5: not a readable HDF5 file"), std::string::npos) << unreadable[0];
+  EXPECT_NE(unreadable[1].find(dir + "/step-00000020.h5"), std::string::npos) << unreadable[1];
+}
+
 // A writer killed with SIGKILL half-way through a save leaves the previous checkpoint as the latest.
 TEST(CheckpointDirectory, SigkillDuringSaveKeepsThePreviousLatest) {
   const std::string dir = temp_dir("ckpt_sigkill");
