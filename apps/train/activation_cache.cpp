@@ -81,6 +81,7 @@ CacheStats write_split_store(const TrainConfig& cfg, RunModel& m, const data::Gl
   id.label_kind = m.head->regression() ? data::LabelKind::real : data::LabelKind::integer;
   id.token_types = true;
   data::StoreWriterOptions wo;
+  wo.checksum = cfg.cache_checksum;
   if (world) wo.comm = world->native();
   data::ActivationStoreWriter writer(path, id, wo);
 

@@ -103,6 +103,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("cache.dir", po::value<std::string>(&c.cache_dir)->default_value(""), "activation store directory (train.h5, dev.h5); default runs/cache-<task>")
       ("cache.dtype", po::value<std::string>(&c.cache_dtype)->default_value(c.cache_dtype), "hidden states in the store: f16, bf16 or f32")
       ("cache.use", po::value<bool>(&c.cache_use)->default_value(c.cache_use), "LST: train from the activation store instead of running the backbone")
+      ("cache.checksum", po::value<bool>(&c.cache_checksum)->default_value(c.cache_checksum), "ladder cache: HDF5's Fletcher-32 checksum on the store's datasets, so a damaged chunk is a read error; false reads faster (docs/ACTIVATION_STORE.md)")
       ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
       ("checkpoint.start_over", po::value<bool>(&c.start_over)->default_value(c.start_over), "when checkpoints exist but none is readable, train from step 0 over them (default: stop with an error naming them)")
       ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");

@@ -55,6 +55,7 @@ struct TrainConfig {
   std::string cache_dtype = "f16";
   bool cache_use = false;        // train the LST side network from the store, without the backbone
   // [log]
+  bool cache_checksum = true;    // HDF5's Fletcher-32 on the store's datasets (a damaged chunk is a read error)
   int log_every = 20;
   std::string report;
 

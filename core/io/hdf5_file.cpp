@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -14,6 +15,20 @@ namespace {
 
 std::runtime_error h5_error(const std::string& file, const std::string& what) {
   return std::runtime_error(file + ": HDF5: " + what);
+}
+
+// HDF5 1.10 has no error class for a checksum mismatch: its Fletcher-32 filter says so in the description.
+herr_t find_checksum_error(unsigned, const H5E_error2_t* e, void* found) {
+  if (e->desc && std::strstr(e->desc, "Fletcher32")) *static_cast<bool*>(found) = true;
+  return 0;
+}
+
+// Why the last read failed, from HDF5's error stack: a Fletcher-32 mismatch is corruption, said plainly.
+std::string read_failure() {
+  bool checksum = false;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_checksum_error, &checksum);
+  return checksum ? "its Fletcher-32 checksum does not match: the file is corrupt"
+                  : "truncated or corrupt file?";
 }
 
 hid_t mem_type(DType t) {
@@ -146,10 +161,11 @@ void Hdf5Dataset::read_rows(uint64_t row0, uint64_t rows, void* data) const {
   select_rows(id_, dims_, row0, rows, fspace, mspace);
   hid_t mt = raw_mem_type(dtype_);
   herr_t rc = H5Dread(id_, mt, mspace, fspace, H5P_DEFAULT, data);
+  const std::string why = rc < 0 ? read_failure() : "";  // before the next call clears HDF5's error stack
   H5Tclose(mt);
   H5Sclose(mspace);
   H5Sclose(fspace);
-  if (rc < 0) throw h5_error(file_, "cannot read dataset '" + name_ + "'");
+  if (rc < 0) throw h5_error(file_, "cannot read dataset '" + name_ + "' (" + why + ")");
 }
 
 void Hdf5Dataset::set_attr(const std::string& key, const std::string& value) { write_string_attr(id_, file_, key, value); }
@@ -170,8 +186,9 @@ void Hdf5Dataset::read_all(void* data) const {
   if (n == 0) return;
   hid_t mt = raw_mem_type(dtype_);
   herr_t rc = H5Dread(id_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+  const std::string why = rc < 0 ? read_failure() : "";
   H5Tclose(mt);
-  if (rc < 0) throw h5_error(file_, "cannot read dataset '" + name_ + "' (truncated or corrupt file?)");
+  if (rc < 0) throw h5_error(file_, "cannot read dataset '" + name_ + "' (" + why + ")");
 }
 
 Hdf5File Hdf5File::create(const std::string& path) {
@@ -206,12 +223,15 @@ Hdf5File::~Hdf5File() {
 }
 
 Hdf5Dataset Hdf5File::create_dataset(const std::string& name, DType dtype, const std::vector<uint64_t>& dims,
-                                     uint64_t chunk_rows) {
+                                     uint64_t chunk_rows, bool checksum) {
   std::vector<hsize_t> d(dims.begin(), dims.end()), chunk(dims.begin(), dims.end());
   if (!chunk.empty()) chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, dims[0] == 0 ? 1 : dims[0]));
   hid_t space = d.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(int(d.size()), d.data(), nullptr);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  if (!dims.empty() && dims[0] > 0) H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+  if (!dims.empty() && dims[0] > 0) {
+    H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+    if (checksum) H5Pset_fletcher32(dcpl);
+  }
   hid_t ft = file_type(dtype);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
@@ -315,12 +335,21 @@ std::vector<std::string> Hdf5File::list_group(const std::string& name) const {
 }
 
 namespace {
+// Chunked (a chunk holds up to 1 Mi elements) so that HDF5's Fletcher-32 filter guards the values; an empty
+// vector stays contiguous (chunks cannot be empty).
 hid_t create_vector(hid_t file, const std::string& path, const std::string& name, hid_t type, size_t n) {
   hsize_t d = n;
   hid_t space = H5Screate_simple(1, &d, nullptr);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t id = H5Dcreate2(file, name.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (n > 0) {
+    const hsize_t chunk = std::min<hsize_t>(n, hsize_t(1) << 20);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_fletcher32(dcpl);
+  }
+  hid_t id = H5Dcreate2(file, name.c_str(), type, space, lcpl, dcpl, H5P_DEFAULT);
+  H5Pclose(dcpl);
   H5Pclose(lcpl);
   H5Sclose(space);
   if (id < 0) throw h5_error(path, "cannot create dataset '" + name + "'");
@@ -359,8 +388,9 @@ std::vector<T> read_vector_impl(hid_t file, const std::string& path, const std::
   }
   std::vector<T> v(static_cast<size_t>(d));
   herr_t rc = v.empty() ? 0 : H5Dread(id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  const std::string why = rc < 0 ? read_failure() : "";
   H5Dclose(id);
-  if (rc < 0) throw h5_error(path, "cannot read dataset '" + name + "' (truncated or corrupt file?)");
+  if (rc < 0) throw h5_error(path, "cannot read dataset '" + name + "' (" + why + ")");
   return v;
 }
 }  // namespace
@@ -621,7 +651,7 @@ void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1
   hid_t mt = raw_mem_type(dtype_);
   herr_t rc = 0;
   size_t i = 0;
-  std::string problem;
+  std::string problem, why;
   while (i < rows.size() && rc >= 0) {
     if (rows[i] >= dims_[0] || (i > 0 && rows[i] <= rows[i - 1])) {
       problem = "row list for '" + name_ + "' is not strictly increasing below " + std::to_string(dims_[0]);
@@ -634,13 +664,22 @@ void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1
     rc = H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
     hid_t mspace = H5Screate_simple(int(count.size()), count.data(), nullptr);
     if (rc >= 0) rc = H5Dread(id_, mt, mspace, fspace, H5P_DEFAULT, static_cast<char*>(data) + i * row_bytes);
+    if (rc < 0 && why.empty()) why = read_failure();
     H5Sclose(mspace);
     i = j;
   }
   H5Tclose(mt);
   H5Sclose(fspace);
   if (!problem.empty()) throw h5_error(file_, problem);
-  if (rc < 0) throw h5_error(file_, "cannot read rows of dataset '" + name_ + "' (truncated or corrupt file?)");
+  if (rc < 0) throw h5_error(file_, "cannot read rows of dataset '" + name_ + "' (" + (why.empty() ? read_failure() : why) + ")");
+}
+
+bool Hdf5Dataset::checksummed() const {
+  hid_t dcpl = H5Dget_create_plist(id_);
+  unsigned flags = 0;
+  const bool on = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, nullptr, nullptr, 0, nullptr, nullptr) >= 0;
+  H5Pclose(dcpl);
+  return on;
 }
 
 std::vector<uint64_t> Hdf5Dataset::chunk_dims() const {

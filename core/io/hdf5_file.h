@@ -38,13 +38,16 @@ class Hdf5Dataset {
   // [rows.size(), dim1, dims[2:]...] in the dataset's dtype, keeping only the first `dim1` entries of the
   // second dimension (0 = all). A dataset laid out as ladder writes them (chunked along rows only, no
   // filters, little-endian, every chunk allocated) is read with one pread per row at its chunk's address,
-  // which HDF5 itself reports; any other with one H5Dread per run of consecutive rows. Not thread-safe.
+  // which HDF5 itself reports; any other (a checksummed one included: only H5Dread verifies the checksum)
+  // with one H5Dread per run of consecutive rows. Not thread-safe.
   void read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const;
   // The same for rows in any order, repeats allowed: row i of `data` is rows[i] (each read straight into
   // its place on the pread path; sorted, read and placed otherwise).
   void read_rows_at(const std::vector<uint64_t>& rows, uint64_t dim1, void* data) const;
   // The chunk shape; empty for a contiguous (or scalar) dataset.
   std::vector<uint64_t> chunk_dims() const;
+  // Whether HDF5's Fletcher-32 filter guards the chunks (a corrupt chunk is then a read error).
+  bool checksummed() const;
   const std::vector<uint64_t>& dims() const { return dims_; }
   DType dtype() const { return dtype_; }
 
@@ -81,8 +84,11 @@ class Hdf5File {
 
   // A chunked dataset of `dims`; chunks hold `chunk_rows` rows (clamped to [1, dims[0]]). Empty `dims` makes a
   // scalar dataset; a zero first dimension a contiguous empty one. Missing intermediate groups are created.
+  // `checksum`: HDF5's Fletcher-32 filter on the chunks, so that a damaged chunk is a read error naming the
+  // file and the dataset instead of wrong values. Parallel HDF5 1.10 writes filtered datasets only with
+  // collective I/O: an MPI file whose ranks write independently needs checksum = false.
   Hdf5Dataset create_dataset(const std::string& name, DType dtype, const std::vector<uint64_t>& dims,
-                             uint64_t chunk_rows = 64);
+                             uint64_t chunk_rows = 64, bool checksum = true);
   Hdf5Dataset open_dataset(const std::string& name) const;
   // `track_order`: the group remembers the order its members were created in, and list_group returns them
   // in that order (h5py: track_order=True); otherwise members list by name.
@@ -93,7 +99,8 @@ class Hdf5File {
   // The names of a group's members ("/" is the root), in creation order when tracked, else by name.
   std::vector<std::string> list_group(const std::string& name) const;
 
-  // 1-D contiguous datasets of element types outside DType: float64 series, int64 vectors, raw bytes.
+  // 1-D datasets of element types outside DType: float64 series, int64 vectors, raw bytes (chunked, with
+  // the Fletcher-32 checksum; not for MPI files).
   void write_vector(const std::string& name, const std::vector<double>& v);
   void write_vector(const std::string& name, const std::vector<int64_t>& v);
   void write_vector(const std::string& name, const std::vector<uint8_t>& v);

@@ -57,8 +57,11 @@ ActivationStoreReader::ActivationStoreReader(const std::string& path) : path_(pa
     throw store_error(path, "cannot be opened: not an HDF5 file, or truncated or corrupt (" + std::string(e.what()) + ")");
   }
   id_ = read_identity(*f);
-  if (!f->has_attr("complete") || f->get_attr_int("complete") != 1)
+  if (!f->has_attr("complete"))
     throw store_error(path, "is incomplete: it has no 'complete' attribute, so its writer did not finish; re-run `ladder cache`");
+  if (f->get_attr_int("complete") != 1)
+    throw store_error(path, "is incomplete: its 'complete' attribute is " + std::to_string(f->get_attr_int("complete")) +
+                                ", not 1, so its writer did not finish; re-run `ladder cache`");
   const uint64_t N = uint64_t(id_.num_rows), T = uint64_t(id_.max_len), H = uint64_t(id_.hidden_size);
   files_ = std::make_unique<Files>(Files{std::move(*f), {}, {}, {}, {}, {}, {}});
   const core::Hdf5File& file = files_->file;

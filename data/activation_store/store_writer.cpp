@@ -63,23 +63,28 @@ ActivationStoreWriter::ActivationStoreWriter(std::string path, StoreIdentity id,
   if (opt_.comm != MPI_COMM_NULL) MPI_Comm_rank(opt_.comm, &rank_);
   const uint64_t N = uint64_t(id_.num_rows), T = uint64_t(id_.max_len), H = uint64_t(id_.hidden_size);
   const uint64_t chunk = opt_.chunk_rows;
+  const bool sum = opt_.checksum && opt_.comm == MPI_COMM_NULL;
+  // A checksum covers a whole chunk, and H5Dread reads and verifies the whole chunk of every row it is asked
+  // for: with checksums, one row per hidden-state chunk, or a random batch reads chunk_rows times its bytes.
+  const uint64_t hidden_chunk = sum ? 1 : chunk;
   files_ = std::make_unique<Files>(Files{opt_.comm == MPI_COMM_NULL ? core::Hdf5File::create(path_)
                                                                      : core::Hdf5File::create_mpi(path_ + ".tmp", opt_.comm),
                                          {}, {}, {}, {}, {}, {}});
   core::Hdf5File& f = files_->file;
   write_identity(f, id_);
   f.set_attr("chunk_rows", int64_t(std::max<uint64_t>(1, std::min<uint64_t>(chunk, std::max<uint64_t>(N, 1)))));
-  files_->input_ids = f.create_dataset("/input_ids", DType::i32, {N, T}, chunk);
-  files_->attention_mask = f.create_dataset("/attention_mask", DType::i8, {N, T}, chunk);
-  if (id_.token_types) files_->token_type_ids = f.create_dataset("/token_type_ids", DType::i8, {N, T}, chunk);
-  files_->labels = f.create_dataset("/labels", id_.label_kind == LabelKind::integer ? DType::i32 : DType::f32, {N}, std::max<uint64_t>(chunk, 4096));
+  files_->input_ids = f.create_dataset("/input_ids", DType::i32, {N, T}, chunk, sum);
+  files_->attention_mask = f.create_dataset("/attention_mask", DType::i8, {N, T}, chunk, sum);
+  if (id_.token_types) files_->token_type_ids = f.create_dataset("/token_type_ids", DType::i8, {N, T}, chunk, sum);
+  files_->labels = f.create_dataset("/labels", id_.label_kind == LabelKind::integer ? DType::i32 : DType::f32, {N},
+                                    std::max<uint64_t>(chunk, 4096), sum);
   f.create_group("/hidden", /*track_order=*/true);
   for (int64_t l : id_.layers) {
-    files_->hidden.push_back(f.create_dataset("/hidden/" + std::to_string(l), id_.dtype, {N, T, H}, chunk));
+    files_->hidden.push_back(f.create_dataset("/hidden/" + std::to_string(l), id_.dtype, {N, T, H}, hidden_chunk, sum));
     // h5py reads bf16 (a 16-bit float with an 8-bit exponent, which numpy lacks) as float32; this says what it is.
     files_->hidden.back().set_attr("dtype", id_.dtype == DType::f16 ? "float16" : id_.dtype == DType::bf16 ? "bfloat16" : "float32");
   }
-  if (id_.num_logits > 0) files_->logits = f.create_dataset("/logits", DType::f32, {N, uint64_t(id_.num_logits)}, chunk);
+  if (id_.num_logits > 0) files_->logits = f.create_dataset("/logits", DType::f32, {N, uint64_t(id_.num_logits)}, chunk, sum);
   written_.assign(size_t(N), 0);
 }
 

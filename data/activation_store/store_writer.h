@@ -19,8 +19,13 @@
 namespace ladder::data {
 
 struct StoreWriterOptions {
-  uint64_t chunk_rows = 32;        // rows per HDF5 chunk of every dataset (clamped to [1, N])
+  uint64_t chunk_rows = 32;        // rows per HDF5 chunk of every dataset (clamped to [1, N]); 1 for the
+                                   // hidden states when checksummed (below)
   MPI_Comm comm = MPI_COMM_NULL;   // MPI_COMM_NULL: a plain serial file; otherwise every rank of comm writes
+  // HDF5's Fletcher-32 filter on every dataset: a damaged chunk is a read error naming the file and dataset.
+  // Reads of row lists then go through H5Dread, which verifies it (docs/ACTIVATION_STORE.md: what it costs).
+  // Not for MPI files (parallel HDF5 1.10 writes filtered datasets only collectively): ignored under comm.
+  bool checksum = true;
 };
 
 // `count` rows as the batcher and the backbone produce them, `width` tokens wide (width <= max_len; the

@@ -141,6 +141,17 @@ const std::string& poisoned_cache() {
 
 }  // namespace
 
+// `ladder cache` checksums its stores unless cache.checksum = false.
+TEST(TrainFaults, CacheChecksumsTheStoreUnlessAskedNot) {
+  const std::string plain = setup().root + "/plain_cache";
+  const Result r = run_ladder(with({"cache"}, lst_store_args(plain, setup().root + "/plain_run", {"--cache.checksum", "false"})),
+                              setup().root + "/plain.log");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  for (const auto& [cache, on] : {std::pair{poisoned_cache(), true}, std::pair{plain, false}})
+    for (const char* ds : {"/hidden/0", "/input_ids", "/labels"})
+      EXPECT_EQ(core::Hdf5File::open_read(cache + "/dev.h5").open_dataset(ds).checksummed(), on) << cache << " " << ds;
+}
+
 TEST(TrainFaults, NonFiniteLossStopsTheRunNamingTheStepAndLeavesNoCheckpointFromIt) {
   const std::string dir = setup().root + "/nan_run";
   const Result r = run_ladder(with({"train"}, lst_store_args(poisoned_cache(), dir, {"--cache.use", "true", "--checkpoint.every", "1"})),

@@ -190,11 +190,17 @@ TEST(Hdf5File, RowListsReadTheSameAsWholeRows) {
   std::vector<int8_t> i8v(N * T);
   for (size_t i = 0; i < i8v.size(); ++i) i8v[i] = int8_t(i % 100);
   {
+    // Unchecksummed, fully written: the pread path; "partial" (unwritten chunks) and "summed" (Fletcher-32,
+    // which only H5Dread verifies) take the H5Dread path.
     auto file = Hdf5File::create(path);
-    auto a = file.create_dataset("a", DType::f32, {N, T, C}, 4);
-    auto b = file.create_dataset("b", DType::f16, {N, T, C}, 32);  // one chunk (clamped to N)
-    auto m = file.create_dataset("m", DType::i8, {N, T}, 3);
-    auto p = file.create_dataset("partial", DType::f32, {N, T, C}, 4);
+    auto a = file.create_dataset("a", DType::f32, {N, T, C}, 4, /*checksum=*/false);
+    auto b = file.create_dataset("b", DType::f16, {N, T, C}, 32, false);  // one chunk (clamped to N)
+    auto m = file.create_dataset("m", DType::i8, {N, T}, 3, false);
+    auto p = file.create_dataset("partial", DType::f32, {N, T, C}, 4, false);
+    auto sm = file.create_dataset("summed", DType::f32, {N, T, C}, 4);
+    EXPECT_TRUE(sm.checksummed());
+    EXPECT_FALSE(a.checksummed());
+    sm.write_rows(0, N, f32v.data());
     a.write_rows(0, N, f32v.data());
     b.write_rows(0, N, f16v.data());
     m.write_rows(0, N, i8v.data());
@@ -205,7 +211,7 @@ TEST(Hdf5File, RowListsReadTheSameAsWholeRows) {
   const std::vector<uint64_t> rows{0, 3, 4, 5, 11, 17, 22};
   for (uint64_t dim1 : {uint64_t(0), uint64_t(2), T}) {
     const uint64_t t = dim1 ? dim1 : T;
-    for (const char* name : {"a", "partial"}) {
+    for (const char* name : {"a", "partial", "summed"}) {
       auto d = file.open_dataset(name);
       std::vector<float> got(rows.size() * t * C, -1.0f);
       d.read_row_list(rows, dim1, got.data());
@@ -228,7 +234,7 @@ TEST(Hdf5File, RowListsReadTheSameAsWholeRows) {
   }
   // Any order, repeats allowed (read_rows_at), on both paths.
   const std::vector<uint64_t> shuffled{17, 3, 22, 3, 0, 9};
-  for (const char* name : {"a", "partial"}) {
+  for (const char* name : {"a", "partial", "summed"}) {
     auto d = file.open_dataset(name);
     std::vector<float> got(shuffled.size() * 2 * C, -1.0f);
     d.read_rows_at(shuffled, 2, got.data());
@@ -253,7 +259,7 @@ TEST(Hdf5File, DirectRowReadsOfAFileCutShortNameTheRow) {
   const auto v = ramp(N * T * C, 0.5f);
   {
     auto file = Hdf5File::create(path);
-    auto a = file.create_dataset("a", DType::f32, {N, T, C}, 4);
+    auto a = file.create_dataset("a", DType::f32, {N, T, C}, 4, /*checksum=*/false);  // the pread path
     a.write_rows(0, N, v.data());
     file.commit();
   }

@@ -21,6 +21,7 @@
 #include "data/activation_store/store_reader.h"
 #include "data/activation_store/store_schema.h"
 #include "data/activation_store/store_writer.h"
+#include "tests/support/error_of.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
@@ -99,8 +100,9 @@ void write_range(ActivationStoreWriter& w, const Synthetic& s, uint64_t r0, uint
   w.write_rows(r0, count, rows);
 }
 
-std::string write_store(const std::string& path, const Synthetic& s, DType dt, uint64_t chunk_rows = 4) {
-  ActivationStoreWriter w(path, identity_for(s, dt), {.chunk_rows = chunk_rows});
+std::string write_store(const std::string& path, const Synthetic& s, DType dt, uint64_t chunk_rows = 4,
+                        bool checksum = true) {
+  ActivationStoreWriter w(path, identity_for(s, dt), {.chunk_rows = chunk_rows, .checksum = checksum});
   for (uint64_t r0 = 0; r0 < uint64_t(s.N); r0 += 4) write_range(w, s, r0, std::min<uint64_t>(4, uint64_t(s.N) - r0));
   w.finish();
   return path;
@@ -271,12 +273,20 @@ TEST(ActivationStore, OutOfOrderRowWrites) {
 }
 
 TEST(ActivationStore, ChunkedByRows) {
-  const std::string path = write_store(temp_dir("store_chunks") + "/s.h5", kSmall, DType::f16, /*chunk_rows=*/5);
+  const std::string path = write_store(temp_dir("store_chunks") + "/s.h5", kSmall, DType::f16, /*chunk_rows=*/5, false);
   auto f = core::Hdf5File::open_read(path);
   EXPECT_EQ(f.get_attr_int("chunk_rows"), 5);
   EXPECT_EQ(f.open_dataset("/hidden/2").chunk_dims(), (std::vector<uint64_t>{5, 8, 6}));
   EXPECT_EQ(f.open_dataset("/input_ids").chunk_dims(), (std::vector<uint64_t>{5, 8}));
   EXPECT_EQ(f.list_group("/hidden"), (std::vector<std::string>{"0", "2", "5"}));
+  EXPECT_FALSE(f.open_dataset("/hidden/2").checksummed());
+  // Checksummed (the default): every dataset carries Fletcher-32, and hidden states come one row per chunk.
+  const std::string summed = write_store(temp_dir("store_chunks_sum") + "/s.h5", kSmall, DType::f16, 5);
+  auto g = core::Hdf5File::open_read(summed);
+  EXPECT_EQ(g.open_dataset("/hidden/2").chunk_dims(), (std::vector<uint64_t>{1, 8, 6}));
+  EXPECT_EQ(g.open_dataset("/input_ids").chunk_dims(), (std::vector<uint64_t>{5, 8}));
+  for (const char* d : {"/hidden/0", "/hidden/2", "/hidden/5", "/input_ids", "/attention_mask", "/labels", "/logits"})
+    EXPECT_TRUE(g.open_dataset(d).checksummed()) << d;
 }
 
 // ---- Writer errors ----
@@ -365,7 +375,22 @@ TEST(ActivationStore, IncompleteFileIsAnError) {
   const std::string path = write_store(temp_dir("store_incomplete") + "/s.h5", kSmall, DType::f16);
   { ActivationStoreReader ok(path); }
   remove_complete_attr(path);
-  expect_error([&] { ActivationStoreReader r(path); }, {"activation store " + path, "is incomplete", "'complete' attribute"});
+  expect_error([&] { ActivationStoreReader r(path); }, {"activation store " + path, "is incomplete", "no 'complete' attribute"});
+  // complete = 0: the attribute is there, and the message says what it holds.
+  {
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const int64_t zero = 0;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "complete", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(H5Awrite(a, H5T_NATIVE_INT64, &zero), 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const std::string err = ladder::test::error_of([&] { ActivationStoreReader r(path); });
+  EXPECT_NE(err.find("its 'complete' attribute is 0, not 1"), std::string::npos) << err;
+  EXPECT_EQ(err.find("no 'complete' attribute"), std::string::npos) << err;
 }
 
 TEST(ActivationStore, TruncatedOrCorruptFileIsAClearError) {
@@ -395,6 +420,56 @@ TEST(ActivationStore, TruncatedOrCorruptFileIsAClearError) {
   }
   expect_error([&] { ActivationStoreReader r(dir + "/other.h5"); },
                {"has format 'ladder-checkpoint', expected 'ladder-activations'"});
+}
+
+// The byte offset of a dataset's first chunk in the file, as HDF5 reports it.
+uint64_t first_chunk_offset(const std::string& path, const std::string& dataset) {
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+  hsize_t coord[3] = {0, 0, 0};
+  unsigned mask = 0;
+  haddr_t addr = HADDR_UNDEF;
+  hsize_t size = 0;
+  EXPECT_GE(H5Dget_chunk_info_by_coord(d, coord, &mask, &addr, &size), 0);
+  H5Dclose(d);
+  H5Fclose(f);
+  return uint64_t(addr);
+}
+
+void flip_byte(const std::string& path, uint64_t at) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(std::streamoff(at));
+  const char c = char(f.get());
+  f.seekp(std::streamoff(at));
+  f.put(char(c ^ 0x10));
+}
+
+// One flipped byte inside a dataset: with the checksum (the default) a read error naming the file, the
+// dataset and the mismatch, on every read path; without it (as stores written before checksums) the file
+// still reads, and the flipped value comes back unnoticed.
+TEST(ActivationStore, FlippedByteIsAChecksumErrorNamingFileAndDataset) {
+  const std::string dir = temp_dir("store_flip");
+  for (bool checksum : {true, false}) {
+    const std::string path = write_store(dir + (checksum ? "/sum.h5" : "/plain.h5"), kSmall, DType::f16, 4, checksum);
+    flip_byte(path, first_chunk_offset(path, "/hidden/2") + 7);
+    ActivationStoreReader r(path);
+    if (!checksum) {
+      EXPECT_NO_THROW(r.read_batch({0, 1}));
+      continue;
+    }
+    for (bool bits : {false, true})
+      expect_error([&] { r.read_batch({3, 0}, {}, bits); },
+                   {path, "'/hidden/2'", "Fletcher-32 checksum does not match", "corrupt"});
+    EXPECT_NO_THROW(r.read_batch({1, 2}));  // other rows' chunks are intact
+    PrefetchingReader p(r, {{2}, {0}});
+    EXPECT_NO_THROW(p.next());
+    expect_error([&] { p.next(); }, {path, "'/hidden/2'", "checksum"});
+  }
+  // The token datasets too.
+  const std::string ids = write_store(dir + "/ids.h5", kSmall, DType::f16);
+  flip_byte(ids, first_chunk_offset(ids, "/input_ids") + 1);
+  ActivationStoreReader r(ids);
+  expect_error([&] { r.read_batch({0}); }, {ids, "'/input_ids'", "checksum"});
 }
 
 // ---- Prefetching ----
@@ -564,7 +639,8 @@ TEST(ActivationStore, H5dumpReadsTheSchema) {
   for (const char* s : {"ATTRIBUTE \"format\"", "ATTRIBUTE \"backbone_hash\"", "ATTRIBUTE \"tokenizer_hash\"",
                         "ATTRIBUTE \"max_len\"", "ATTRIBUTE \"dtype\"", "ATTRIBUTE \"layers\"", "ATTRIBUTE \"complete\"",
                         "DATASET \"input_ids\"", "DATASET \"attention_mask\"", "DATASET \"labels\"", "DATASET \"logits\"",
-                        "GROUP \"hidden\"", "DATASET \"5\"", "CHUNKED ( 4, 8, 6 )", "H5T_STD_I32LE", "H5T_STD_I8LE"})
+                        "GROUP \"hidden\"", "DATASET \"5\"", "CHUNKED ( 1, 8, 6 )", "CHUNKED ( 4, 8 )",
+                        "CHECKSUM FLETCHER32", "H5T_STD_I32LE", "H5T_STD_I8LE"})
     EXPECT_NE(h.find(s), std::string::npos) << s << "\n" << h;
   const std::string cmd2 = "h5dump -a format -a dtype -d /hidden/2 '" + path + "' > '" + out + "' 2>&1";
   ASSERT_EQ(std::system(cmd2.c_str()), 0) << cmd2 << "\n" << slurp(out);
@@ -646,7 +722,9 @@ TEST(ActivationStoreBench, DISABLED_WriteAndRead2000Rows7LayersT64H384) {
   const auto t0 = clock::now();
   {
     const char* chunk_env = std::getenv("LADDER_STORE_CHUNK_ROWS");
-    ActivationStoreWriter w(path, id, {.chunk_rows = chunk_env ? uint64_t(std::atoi(chunk_env)) : 32});
+    const char* sum_env = std::getenv("LADDER_STORE_CHECKSUM");
+    ActivationStoreWriter w(path, id, {.chunk_rows = chunk_env ? uint64_t(std::atoi(chunk_env)) : 32,
+                                       .checksum = !(sum_env && std::string(sum_env) == "0")});
     StoreRows rows;
     rows.width = 64;
     rows.input_ids = ids.data();
@@ -673,11 +751,18 @@ TEST(ActivationStoreBench, DISABLED_WriteAndRead2000Rows7LayersT64H384) {
     }
   }
   const double prefetch_s = std::chrono::duration<double>(clock::now() - t2).count();
+  // As training reads: the stored 16-bit bits, rows straight into place.
+  const auto t3 = clock::now();
+  for (const auto& rows : plan) r.read_batch(rows, {}, /*keep_16bit=*/true);
+  const double bits_s = std::chrono::duration<double>(clock::now() - t3).count();
 
   std::printf("store %s: %.0f MB of hidden states (%s), file %.0f MB\n", path.c_str(), hidden_mb, core::dtype_name(dt),
               double(fs::file_size(path)) / 1e6);
   std::printf("write %.2f s = %.0f MB/s; random-batch read (B=%llu, page cache) %.2f s = %.0f MB/s; prefetched %.2f s\n",
               write_s, hidden_mb / write_s, static_cast<unsigned long long>(B), read_s, hidden_mb / read_s, prefetch_s);
+  std::printf("checksum %s; random-batch read of the stored bits (keep_16bit, as training reads) %.2f s = %.0f MB/s\n",
+              core::Hdf5File::open_read(path).open_dataset("/hidden/0").checksummed() ? "on" : "off",
+              bits_s, hidden_mb / bits_s);
 }
 
 }  // namespace
