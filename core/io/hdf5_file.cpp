@@ -78,15 +78,17 @@ hid_t raw_mem_type(DType t) {
   return H5Tcopy(mem_type(t));
 }
 
+// Variable-length UTF-8, the type h5py writes for a Python str and reads back as str (a fixed-length string
+// reads back as bytes).
 void write_string_attr(hid_t obj, const std::string& file, const std::string& key, const std::string& value) {
   hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, value.empty() ? 1 : value.size());
-  H5Tset_strpad(type, H5T_STR_NULLTERM);
+  H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5T_CSET_UTF8);
   hid_t space = H5Screate(H5S_SCALAR);
   if (H5Aexists(obj, key.c_str()) > 0) H5Adelete(obj, key.c_str());
   hid_t attr = H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t rc = attr < 0 ? -1 : H5Awrite(attr, type, value.empty() ? "" : value.c_str());
+  const char* text = value.c_str();
+  herr_t rc = attr < 0 ? -1 : H5Awrite(attr, type, &text);
   if (attr >= 0) H5Aclose(attr);
   H5Sclose(space);
   H5Tclose(type);
@@ -495,6 +497,7 @@ std::string Hdf5File::get_attr_string(const std::string& key) const {
     char* s = nullptr;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));  // HDF5 converts no string between character sets
     H5Aread(attr, mt, &s);
     if (s) out = s;
     H5free_memory(s);

@@ -66,9 +66,11 @@ std::string read_dataset_string_attr(const std::string& path, const std::string&
   std::string out;
   if (a >= 0) {
     hid_t t = H5Aget_type(a);
-    out.resize(H5Tget_size(t));
-    H5Aread(a, t, out.data());
-    while (!out.empty() && out.back() == '\0') out.pop_back();
+    EXPECT_GT(H5Tis_variable_str(t), 0) << key << ": ladder writes variable-length strings";
+    EXPECT_EQ(H5Tget_cset(t), H5T_CSET_UTF8) << key;
+    char* s = nullptr;
+    if (H5Aread(a, t, &s) >= 0 && s) out = s;
+    H5free_memory(s);
     H5Tclose(t);
     H5Aclose(a);
   }
