@@ -8,6 +8,11 @@
 
 namespace ladder::apps {
 
+int command_line_style() {
+  namespace cls = po::command_line_style;
+  return cls::default_style & ~cls::allow_guessing;
+}
+
 void add_common_options(po::options_description& desc, int& threads, std::string& report_path) {
   desc.add_options()("help,h", "print this help")(
       "threads", po::value<int>(&threads)->default_value(0),
@@ -33,13 +38,20 @@ std::string closest_match(const std::string& word, const std::vector<std::string
       best = k;
     }
   }
-  return best_d <= std::max<size_t>(2, word.size() / 3) ? best : "";
+  if (best_d <= std::max<size_t>(2, word.size() / 3)) return best;
+  // An abbreviation is far from its option by edit distance: suggest the shortest option it begins.
+  std::string completion;
+  if (word.size() >= 2)
+    for (const auto& k : known)
+      if (k.size() > word.size() && k.compare(0, word.size(), word) == 0 && (completion.empty() || k.size() < completion.size()))
+        completion = k;
+  return completion;
 }
 
 bool parse_options(const std::string& command, const std::vector<std::string>& args,
                    const po::options_description& desc, po::variables_map& vm) {
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::store(po::command_line_parser(args).options(desc).style(command_line_style()).run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: ladder " << command << " [options]\n\n" << desc << "\n";
       return false;

@@ -62,7 +62,7 @@ std::vector<std::string> parse_with_overrides(const std::string& command, const 
   help = false;
   std::vector<std::string> rest;
   try {
-    auto parsed = po::command_line_parser(args).options(desc).allow_unregistered().run();
+    auto parsed = po::command_line_parser(args).options(desc).style(command_line_style()).allow_unregistered().run();
     po::store(parsed, vm);
     rest = po::collect_unrecognized(parsed.options, po::include_positional);
     if (vm.count("help")) {

@@ -98,6 +98,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("checkpoint.every", po::value<int>(&c.save_every)->default_value(0), "save every N steps (0 = at evaluations and the end)")
       ("checkpoint.keep_last", po::value<int>(&c.keep_last)->default_value(c.keep_last), "checkpoints kept besides the best")
       ("checkpoint.resume", po::value<bool>(&c.resume)->default_value(c.resume), "resume from the run directory's latest checkpoint")
+      ("checkpoint.start_over", po::value<bool>(&c.start_over)->default_value(c.start_over), "when checkpoints exist but none is readable, train from step 0 over them (default: stop with an error naming them)")
       ("parallel.tp", po::value<int>(&c.tp)->default_value(c.tp), "tensor-parallel size (world = dp x tp; ranks from mpirun/srun)")
       ("parallel.bucket_mb", po::value<double>(&c.bucket_mb)->default_value(c.bucket_mb), "data-parallel gradient all-reduce bucket size in MB")
       ("cache.dir", po::value<std::string>(&c.cache_dir)->default_value(""), "activation store directory (train.h5, dev.h5); default runs/cache-<task>")
@@ -105,7 +106,6 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("cache.use", po::value<bool>(&c.cache_use)->default_value(c.cache_use), "LST: train from the activation store instead of running the backbone")
       ("cache.checksum", po::value<bool>(&c.cache_checksum)->default_value(c.cache_checksum), "ladder cache: HDF5's Fletcher-32 checksum on the store's datasets, so a damaged chunk is a read error; false reads faster (docs/ACTIVATION_STORE.md)")
       ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
-      ("checkpoint.start_over", po::value<bool>(&c.start_over)->default_value(c.start_over), "when checkpoints exist but none is readable, train from step 0 over them (default: stop with an error naming them)")
       ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");
   po::options_description all;
   all.add(generic).add(keys);
@@ -121,7 +121,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   };
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);  // command line first: it wins
+    po::store(po::command_line_parser(args).options(all).style(command_line_style()).run(), vm);  // command line first: it wins
     if (vm.count("help")) {
       std::cout << "usage: ladder train --config run.ini [--section.key value ...]\n\n" << all << "\n";
       return false;

@@ -46,6 +46,9 @@ TEST(Options, ClosestMatchSuggestsNearOptions) {
   EXPECT_EQ(closest_match("xyzzy", known), "");            // nothing close
   EXPECT_EQ(closest_match("learning-rate", known), "");
   EXPECT_EQ(closest_match("anything", {}), "");
+  // An abbreviation far by edit distance: the shortest option it begins.
+  EXPECT_EQ(closest_match("check", {"pick", "checkpoint", "checkpoint-dir"}), "checkpoint");
+  EXPECT_EQ(closest_match("b", known), "");  // too short to abbreviate anything
 }
 
 TEST(Options, ParsesValuesAndDefaults) {
@@ -139,4 +142,24 @@ TEST(Options, LstRecomputeParsesAndBadValuesNameIt) {
     ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", "sometimes"}, bad);
   });
   EXPECT_NE(msg.find("lst_recompute"), std::string::npos) << msg;
+}
+
+// No prefix guessing: an abbreviation is an unknown option with a suggestion, as an INI key is.
+TEST(Options, AbbreviationIsAnUnknownOptionWithASuggestion) {
+  Opts o;
+  po::variables_map vm;
+  const std::string msg = error_of([&] { parse_options("encode", {"--model", "/m", "--max-len", "64"}, o.desc, vm); });
+  EXPECT_NE(msg.find("unknown option '--max-len'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean '--max-length'"), std::string::npos) << msg;
+
+  ladder::apps::TrainConfig cli, ini;
+  const std::string on_cli = error_of([&] {
+    ladder::apps::parse_train_config({"--model.dir", "/m", "--train.max_step", "2"}, cli);
+  });
+  EXPECT_NE(on_cli.find("unknown configuration key 'train.max_step' on the command line (did you mean 'train.max_steps'?)"),
+            std::string::npos) << on_cli;
+  const std::string text = "[model]\ndir = /m\n[train]\nmax_step = 2\n";
+  const std::string in_ini = error_of([&] { ladder::apps::parse_train_config({}, ini, &text); });
+  EXPECT_NE(in_ini.find("unknown configuration key 'train.max_step' in (checkpoint config) (did you mean 'train.max_steps'?)"),
+            std::string::npos) << in_ini;
 }

