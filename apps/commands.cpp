@@ -38,6 +38,14 @@ void usage(FILE* out) {
 }
 }  // namespace
 
+std::string error_line(const std::string& command, const std::string& message) {
+  // Parsers name the command in their messages for callers that are not this one; the prefix here
+  // names it already.
+  const std::string prefix = "ladder " + command + ": ";
+  const bool named = message.compare(0, prefix.size(), prefix) == 0;
+  return prefix + "error: " + (named ? message.substr(prefix.size()) : message);
+}
+
 int run_command_line(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
@@ -67,7 +75,7 @@ int run_command_line(int argc, char** argv) {
     return it->second.run(std::vector<std::string>(argv + 2, argv + argc));
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "%sladder %s: error: %s\n", tag.c_str(), cmd.c_str(), e.what());
+    std::fprintf(stderr, "%s%s\n", tag.c_str(), error_line(cmd, e.what()).c_str());
     return 1;
   }
 }

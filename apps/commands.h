@@ -8,6 +8,9 @@
 namespace ladder::apps {
 
 int run_command_line(int argc, char** argv);
+// The one stderr line for a command's error: "ladder <command>: error: <message>", without repeating a
+// "ladder <command>: " the message already opens with.
+std::string error_line(const std::string& command, const std::string& message);
 
 // Subcommands; args exclude the program and command names. They throw on errors.
 int encode_command(const std::vector<std::string>& args);

@@ -147,7 +147,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   } catch (const po::required_option& e) {
     throw std::runtime_error("missing configuration key '" + e.get_option_name() + "' (set [model] dir = ... or --model.dir)");
   } catch (const po::error& e) {
-    throw std::runtime_error(std::string("ladder train: ") + e.what());
+    throw std::runtime_error(e.what());  // the command's name is the caller's prefix
   }
   c.model_dir = expand_user(c.model_dir);
   c.data_dir = expand_user(c.data_dir);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/commands.h"
 
 namespace {
 
@@ -85,6 +86,33 @@ TEST(CommandLine, AbbreviatedKeyIsTheSameErrorOnTheCommandLineAndInAnIni) {
   EXPECT_EQ(file.rc, 1) << file.out;
   EXPECT_TRUE(has(file.out, "unknown configuration key 'train.max_step' in " + ini + " (did you mean 'train.max_steps'?)"))
       << file.out;
+}
+
+TEST(CommandLine, AnErrorNamesTheCommandOnce) {
+  const Outcome bad_value = ladder({"train", "--model.dir", "/nonexistent", "--train.lr", "abc"});
+  EXPECT_EQ(bad_value.rc, 1) << bad_value.out;
+  EXPECT_TRUE(has(bad_value.out, "ladder train: error: ")) << bad_value.out;
+  EXPECT_TRUE(has(bad_value.out, "'--train.lr'")) << bad_value.out;
+  EXPECT_EQ(count_of(bad_value.out, "ladder train"), 1u) << bad_value.out;
+
+  const Outcome missing = ladder({"eval"});
+  EXPECT_EQ(missing.rc, 1) << missing.out;
+  EXPECT_TRUE(has(missing.out, "ladder eval: error: ")) << missing.out;
+  EXPECT_TRUE(has(missing.out, "checkpoint")) << missing.out;
+  EXPECT_EQ(count_of(missing.out, "ladder eval"), 1u) << missing.out;
+
+  const Outcome bench_value = ladder({"bench", "--model", "/nonexistent", "--iters", "many"});
+  EXPECT_EQ(bench_value.rc, 1) << bench_value.out;
+  EXPECT_EQ(count_of(bench_value.out, "ladder bench"), 1u) << bench_value.out;
+}
+
+TEST(CommandLine, ErrorLineDropsARepeatedCommandPrefix) {
+  using ladder::apps::error_line;
+  EXPECT_EQ(error_line("eval", "ladder eval: the option '--checkpoint' is required"),
+            "ladder eval: error: the option '--checkpoint' is required");
+  EXPECT_EQ(error_line("eval", "checkpoint 'x' does not exist"), "ladder eval: error: checkpoint 'x' does not exist");
+  // Another command's name is context, not a repetition.
+  EXPECT_EQ(error_line("cache", "ladder cache runs data-parallel only"), "ladder cache: error: ladder cache runs data-parallel only");
 }
 
 }  // namespace

@@ -163,3 +163,11 @@ TEST(Options, AbbreviationIsAnUnknownOptionWithASuggestion) {
   EXPECT_NE(in_ini.find("unknown configuration key 'train.max_step' in (checkpoint config) (did you mean 'train.max_steps'?)"),
             std::string::npos) << in_ini;
 }
+
+// A bad value of a config key names the key, not a command (the caller, train, cache, eval or export, does).
+TEST(Options, TrainConfigValueErrorNamesTheKeyNotACommand) {
+  ladder::apps::TrainConfig c;
+  const std::string msg = error_of([&] { ladder::apps::parse_train_config({"--model.dir", "/m", "--train.lr", "abc"}, c); });
+  EXPECT_NE(msg.find("'--train.lr'"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("ladder train"), std::string::npos) << msg;
+}
