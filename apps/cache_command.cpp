@@ -21,7 +21,7 @@ namespace ladder::apps {
 
 int cache_command(const std::vector<std::string>& args) {
   TrainConfig cfg;
-  if (!parse_train_config(args, cfg)) return 0;
+  if (!parse_train_config(args, cfg, nullptr, "cache")) return 0;
   // The stores hold backbone activations only: the side network's initialisation does not matter here.
   if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
   cfg.cache_use = false;  // a config that trains from the store also writes it: the backbone runs here

@@ -40,12 +40,13 @@ std::string default_shared() {
 
 }  // namespace
 
-bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, const std::string* ini_text) {
+bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, const std::string* ini_text,
+                        const std::string& command) {
   namespace po = boost::program_options;
   std::string config_file, lora_targets, krona_targets, lst_layers, seed_s, report_cli;
   int threads_cli = 0;
   auto& m = c.method_opt;
-  po::options_description generic("ladder train");
+  po::options_description generic("ladder " + command);
   generic.add_options()("help,h", "print every key with its default")(
       "config", po::value<std::string>(&config_file)->default_value(""), "INI file: [section] key = value")(
       "report", po::value<std::string>(&report_cli)->default_value(""), "the JSON run report (same as --log.report)")(
@@ -117,13 +118,13 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
     while (!bare.empty() && bare[0] == '-') bare.erase(0, 1);
     std::string hint = closest_match(bare, known);
     return std::runtime_error("unknown configuration key '" + bare + "'" + where +
-                              (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; see 'ladder train --help'");
+                              (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; see 'ladder " + command + " --help'");
   };
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(all).style(command_line_style()).run(), vm);  // command line first: it wins
     if (vm.count("help")) {
-      std::cout << "usage: ladder train --config run.ini [--section.key value ...]\n\n" << all << "\n";
+      std::cout << "usage: ladder " << command << " --config run.ini [--section.key value ...]\n\n" << all << "\n";
       return false;
     }
     const std::string cfg_path = ini_text ? std::string("(checkpoint config)") : vm["config"].as<std::string>();

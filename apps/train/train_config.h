@@ -46,24 +46,27 @@ struct TrainConfig {
   int save_every = 0;  // steps; 0 = at evaluations and at the end
   int keep_last = 2;
   bool resume = true;
-  // [parallel] (the process count comes from the launcher: mpirun -np N, srun)
   bool start_over = false;  // resume finding only unreadable checkpoints trains from step 0 instead of failing
+  // [parallel] (the process count comes from the launcher: mpirun -np N, srun)
   int tp = 1;               // tensor-parallel group size; data parallelism takes the rest of the world
   double bucket_mb = 4.0;   // gradient all-reduce bucket size (this VM's MPI slows above ~16 MB per call)
   // [cache] (activation store: `ladder cache` writes it, `ladder train` reads it with cache.use)
   std::string cache_dir;         // default runs/cache-<task>
   std::string cache_dtype = "f16";
   bool cache_use = false;        // train the LST side network from the store, without the backbone
-  // [log]
   bool cache_checksum = true;    // HDF5's Fletcher-32 on the store's datasets (a damaged chunk is a read error)
+  // [log]
   int log_every = 20;
   std::string report;
 
   std::string effective_ini;  // every key with its value, as INI: stored in checkpoints
 };
 
-// Parses `args` (after "train"): --config FILE, overrides, --help. Returns false when help was printed.
-// `ini_text`, when given, is used as the config file (e.g. the effective config stored in a checkpoint).
-bool parse_train_config(const std::vector<std::string>& args, TrainConfig& cfg, const std::string* ini_text = nullptr);
+// Parses `args` (after the command name): --config FILE, overrides, --help. Returns false when help was
+// printed. `ini_text`, when given, is used as the config file (e.g. the effective config stored in a
+// checkpoint). `command` is the ladder command whose usage line --help prints (train and cache share
+// these keys).
+bool parse_train_config(const std::vector<std::string>& args, TrainConfig& cfg, const std::string* ini_text = nullptr,
+                        const std::string& command = "train");
 
 }  // namespace ladder::apps

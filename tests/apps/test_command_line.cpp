@@ -115,4 +115,12 @@ TEST(CommandLine, ErrorLineDropsARepeatedCommandPrefix) {
   EXPECT_EQ(error_line("cache", "ladder cache runs data-parallel only"), "ladder cache: error: ladder cache runs data-parallel only");
 }
 
+TEST(CommandLine, EachCommandsHelpNamesItself) {
+  for (const std::string cmd : {"train", "cache", "eval", "export", "encode", "bench", "bench-comm", "inspect"}) {
+    const Outcome r = ladder({cmd, "--help"});
+    EXPECT_EQ(r.rc, 0) << cmd << ": " << r.out;
+    EXPECT_EQ(r.out.rfind("usage: ladder " + cmd + " ", 0), 0u) << cmd << ": " << r.out.substr(0, 200);
+  }
+}
+
 }  // namespace
