@@ -5,6 +5,10 @@
 
 namespace ladder::apps {
 
+// Seconds between two plain progress lines of `ladder train` and `ladder cache` at least: a line due
+// sooner (log.every steps after the last) is skipped, so that fast runs do not flood a Slurm log.
+inline constexpr double kPlainLineInterval_s = 30.0;
+
 class Progress {
  public:
   // `what` names the unit ("rows", "steps"); total 0 = unknown. redraw = false forces plain lines even on a

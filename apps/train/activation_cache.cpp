@@ -96,7 +96,7 @@ CacheStats write_split_store(const TrainConfig& cfg, RunModel& m, const data::Gl
   std::vector<size_t> idx;
   std::vector<int32_t> labels;
   std::vector<float> scores;
-  Progress progress("cache " + split, rows.size(), "rows", 30.0, /*redraw=*/world == nullptr);
+  Progress progress("cache " + split, rows.size(), "rows", kPlainLineInterval_s, /*redraw=*/world == nullptr);
   for (size_t c = size_t(rank); c < chunks; c += size_t(size)) {
     const size_t first = c * chunk, count = std::min(chunk, rows.size() - first);
     idx.resize(count);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "apps/options.h"
+#include "apps/progress.h"
 #include "data/glue/glue_task.h"
 
 namespace ladder::apps {
@@ -51,6 +52,9 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       "config", po::value<std::string>(&config_file)->default_value(""), "INI file: [section] key = value")(
       "report", po::value<std::string>(&report_cli)->default_value(""), "the JSON run report (same as --log.report)")(
       "threads", po::value<int>(&threads_cli)->default_value(0), "CPU threads (same as --train.threads)");
+  const std::string log_every_help =
+      "plain progress line (loss averaged over the last N steps) every N steps when not on a terminal, at most one per " +
+      std::to_string(int(kPlainLineInterval_s)) + " s: a line due sooner is skipped (the final line always prints)";
   po::options_description keys("configuration keys (INI [section] key, or --section.key on the command line)");
   keys.add_options()
       ("model.dir", po::value<std::string>(&c.model_dir)->required(), "Hugging Face model directory")
@@ -106,7 +110,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("cache.dtype", po::value<std::string>(&c.cache_dtype)->default_value(c.cache_dtype), "hidden states in the store: f16, bf16 or f32")
       ("cache.use", po::value<bool>(&c.cache_use)->default_value(c.cache_use), "LST: train from the activation store instead of running the backbone")
       ("cache.checksum", po::value<bool>(&c.cache_checksum)->default_value(c.cache_checksum), "ladder cache: HDF5's Fletcher-32 checksum on the store's datasets, so a damaged chunk is a read error; false reads faster (docs/ACTIVATION_STORE.md)")
-      ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), "plain progress line every N steps when not on a terminal")
+      ("log.every", po::value<int>(&c.log_every)->default_value(c.log_every), log_every_help.c_str())
       ("log.report", po::value<std::string>(&c.report)->default_value(""), "write the JSON run report here (default <checkpoint.dir>/report.json)");
   po::options_description all;
   all.add(generic).add(keys);

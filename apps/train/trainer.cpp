@@ -250,7 +250,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
     auto hold = hold_hdf5();
     return evaluate_from_store(rm, *dev_store, task, eval_batch);
   };
-  Progress progress("train", uint64_t(total_steps), "steps", 30.0, /*redraw=*/!dp.distributed());
+  Progress progress("train", uint64_t(total_steps), "steps", kPlainLineInterval_s, /*redraw=*/!dp.distributed());
   double window_loss = 0, window_tokens = 0, window_s = 0;
   int window_n = 0;
   std::map<std::string, double> last_eval;

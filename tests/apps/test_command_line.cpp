@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/progress.h"
 
 namespace {
 
@@ -121,6 +123,30 @@ TEST(CommandLine, EachCommandsHelpNamesItself) {
     EXPECT_EQ(r.rc, 0) << cmd << ": " << r.out;
     EXPECT_EQ(r.out.rfind("usage: ladder " + cmd + " ", 0), 0u) << cmd << ": " << r.out.substr(0, 200);
   }
+}
+
+// The help for log.every states the interval Progress enforces; the trainer passes the same constant.
+TEST(CommandLine, LogEveryHelpStatesTheRateLimit) {
+  const Outcome r = ladder({"train", "--help"});
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const size_t at = r.out.find("--log.every");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  std::string help;  // Boost wraps help lines: compare with the whitespace collapsed
+  for (char ch : r.out.substr(at, r.out.find("--log.report", at) - at))
+    if (!std::isspace(static_cast<unsigned char>(ch))) help += ch;
+    else if (!help.empty() && help.back() != ' ') help += ' ';
+  EXPECT_TRUE(has(help, "at most one per " + std::to_string(int(ladder::apps::kPlainLineInterval_s)) + " s")) << help;
+
+  ladder::apps::Progress progress("train", 10, "steps", ladder::apps::kPlainLineInterval_s, /*redraw=*/false);
+  testing::internal::CaptureStdout();
+  progress.update(1, "first");
+  progress.update(2, "second");  // due, but within the interval: skipped
+  progress.finish("done");
+  const std::string lines = testing::internal::GetCapturedStdout();
+  EXPECT_TRUE(has(lines, "train 1/10 steps")) << lines;
+  EXPECT_FALSE(has(lines, "second")) << lines;
+  EXPECT_TRUE(has(lines, "train 2/10 steps")) << lines;  // the final line
+  EXPECT_EQ(count_of(lines, "\n"), 2u) << lines;
 }
 
 }  // namespace
