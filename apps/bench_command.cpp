@@ -1,12 +1,16 @@
 // `ladder bench`: times the backbone forward (inference) and a full training step (forward + backward
 // over every weight, classification head on the pooled output for BERT, LM loss for GPT-2) and puts
-// them beside the sgemm GFLOP/s this machine reaches in the same run.
+// them beside two denominators measured in the same run: the best GFLOP/s this machine's BLAS reaches
+// on the model's own GEMM shapes (and a square one), and the CPU's theoretical f32 peak.
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 
 #include "apps/commands.h"
+#include "apps/cpu_peak.h"
+#include "apps/gemm_ceiling.h"
 #include "apps/options.h"
 #include "apps/report.h"
 #include "core/backbones/bert_model.h"
@@ -98,16 +102,18 @@ struct TrainStep {
   }
 };
 
-nlohmann::json phase_json(double ms, double tokens, double flops, double sgemm) {
+nlohmann::json phase_json(double ms, double tokens, double flops, double ceiling, double peak) {
   const double gflops = flops / (ms * 1e-3) / 1e9;
-  return {{"ms", ms}, {"tokens_per_s", tokens / (ms * 1e-3)}, {"gflops", gflops}, {"fraction_of_sgemm", gflops / sgemm}};
+  return {{"ms", ms}, {"tokens_per_s", tokens / (ms * 1e-3)}, {"gflops", gflops},
+          {"fraction_of_blas_ceiling", gflops / ceiling}, {"fraction_of_peak", gflops / peak}};
 }
 
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
   std::string model_dir, report_path;
-  int threads = 0, fwd_batch = 0, train_batch = 0, seq = 0, warmup = 0, iters = 0, sgemm_n = 0;
+  int threads = 0, fwd_batch = 0, train_batch = 0, seq = 0, warmup = 0, iters = 0, sgemm_n = 0, ceiling_rounds = 0;
+  double ceiling_s = 0;
   po::options_description desc("ladder bench");
   desc.add_options()("model", po::value<std::string>(&model_dir)->required(), "Hugging Face model directory")(
       "forward-batch", po::value<int>(&fwd_batch)->default_value(32), "sequences per forward pass")(
@@ -115,12 +121,16 @@ int bench_command(const std::vector<std::string>& args) {
       "seq-len", po::value<int>(&seq)->default_value(128), "tokens per sequence")(
       "warmup", po::value<int>(&warmup)->default_value(2), "untimed iterations first")(
       "iters", po::value<int>(&iters)->default_value(10), "timed iterations (the median is reported)")(
-      "sgemm-size", po::value<int>(&sgemm_n)->default_value(2048), "n of the n x n x n sgemm that sets the ceiling");
+      "sgemm-size", po::value<int>(&sgemm_n)->default_value(2048), "n of the square n x n x n sgemm among the ceiling's shapes (0 = none)")(
+      "ceiling-seconds", po::value<double>(&ceiling_s)->default_value(0.2), "BLAS ceiling: seconds each GEMM shape runs per round (at least 3 runs)")(
+      "ceiling-rounds", po::value<int>(&ceiling_rounds)->default_value(2), "BLAS ceiling: passes over all shapes (the fastest run of each counts)");
   add_common_options(desc, threads, report_path);
   po::variables_map vm;
   if (!parse_options("bench", args, desc, vm)) return 0;
   if (fwd_batch <= 0 || train_batch <= 0 || seq <= 0 || iters <= 0 || warmup < 0)
     throw std::runtime_error("batch sizes, --seq-len and --iters must be positive");
+  if (sgemm_n < 0 || !(ceiling_s >= 0) || ceiling_rounds <= 0)
+    throw std::runtime_error("--sgemm-size and --ceiling-seconds must be >= 0, --ceiling-rounds positive");
   RunReport report("bench", args);
   report.set_config(effective_options(vm));
   core::set_num_threads(threads);
@@ -128,12 +138,30 @@ int bench_command(const std::vector<std::string>& args) {
   std::printf("ladder bench: %d threads, BLAS %s, OPENBLAS_CORETYPE=%s\n", core::num_threads(), core::blas_config(),
               coretype ? coretype : "(unset)");
 
-  const double sgemm = core::measure_sgemm_gflops(sgemm_n, 3);
-  std::printf("sgemm %dx%dx%d: %.1f GFLOP/s (the ceiling below)\n", sgemm_n, sgemm_n, sgemm_n, sgemm);
-
   auto model = core::load_backbone(model_dir);
   const auto& cfg = model->config();
   if (seq > cfg.max_positions) throw std::runtime_error("--seq-len exceeds the model's " + std::to_string(cfg.max_positions) + " positions");
+
+  // A step cannot run its GEMMs faster than BLAS runs the same GEMMs alone: the ceiling is the best of
+  // the model's own shapes at the benchmarked B*T, so that no fraction below can honestly exceed 100%.
+  const GemmCeiling ceiling = measure_gemm_ceiling(
+      transformer_gemm_shapes(cfg.hidden, cfg.intermediate, cfg.arch == core::Architecture::gpt2,
+                              {fwd_batch * seq, train_batch * seq}, sgemm_n),
+      ceiling_s, 3, ceiling_rounds);
+  const GemmTiming& top = ceiling.shapes[ceiling.best];
+  const double blas = ceiling.gflops();
+  const CpuPeak peak = theoretical_peak(core::num_threads());
+  const std::string rows = fwd_batch == train_batch ? std::to_string(fwd_batch * seq)
+                                                    : std::to_string(fwd_batch * seq) + " and " + std::to_string(train_batch * seq);
+  std::printf("BLAS ceiling: %.1f GFLOP/s, the fastest of %zu sgemm shapes (the model's linear layers at %s rows:\n"
+              "  forward, input and weight gradients%s), %d rounds of >= %.2f s each; fastest: %s (%s)\n",
+              blas, ceiling.shapes.size(), rows.c_str(),
+              sgemm_n > 0 ? (", and " + std::to_string(sgemm_n) + "^3").c_str() : "", ceiling_rounds, ceiling_s,
+              top.shape.text().c_str(), top.shape.role.c_str());
+  for (const auto& t : ceiling.shapes)
+    std::printf("    %-20s %7.1f GFLOP/s  %s\n", t.shape.text().c_str(), t.gflops, t.shape.role.c_str());
+  std::printf("theoretical peak: %.1f GFLOP/s = %s\n", peak.gflops(), peak.derivation.c_str());
+  std::printf("BLAS ceiling / peak: %.0f%%\n", 100 * blas / peak.gflops());
 
   // Forward (inference: nothing saved, no dropout).
   Inputs fin = random_inputs(fwd_batch, seq, cfg.vocab_size, 1);
@@ -145,7 +173,7 @@ int bench_command(const std::vector<std::string>& args) {
   }
   const double fwd_flops = model->forward_flops(fwd_batch, seq);
   const double f_ms = median(fwd_ms);
-  auto fwd = phase_json(f_ms, double(fwd_batch) * seq, fwd_flops, sgemm);
+  auto fwd = phase_json(f_ms, double(fwd_batch) * seq, fwd_flops, blas, peak.gflops());
 
   // Training step: every backbone weight trainable.
   model->params().set_all_trainable(true);
@@ -164,20 +192,30 @@ int bench_command(const std::vector<std::string>& args) {
   const size_t step_allocs = core::MemoryTracker::instance().allocations() - allocs_before;
   const double train_flops = 3.0 * model->forward_flops(train_batch, seq);
   const double t_ms = median(train_ms);
-  auto train = phase_json(t_ms, double(train_batch) * seq, train_flops, sgemm);
+  auto train = phase_json(t_ms, double(train_batch) * seq, train_flops, blas, peak.gflops());
   train["allocations_in_timed_steps"] = step_allocs;
   train["last_loss"] = loss;
 
-  std::printf("\n%-34s %10s %12s %10s %9s\n", "phase", "median ms", "tokens/s", "GFLOP/s", "of sgemm");
-  std::printf("%-34s %10.1f %12.0f %10.1f %8.0f%%\n", ("forward B=" + std::to_string(fwd_batch) + " T=" + std::to_string(seq)).c_str(),
-              f_ms, fwd["tokens_per_s"].get<double>(), fwd["gflops"].get<double>(), 100 * fwd["fraction_of_sgemm"].get<double>());
-  std::printf("%-34s %10.1f %12.0f %10.1f %8.0f%%\n",
-              ("train step B=" + std::to_string(train_batch) + " T=" + std::to_string(seq)).c_str(), t_ms,
-              train["tokens_per_s"].get<double>(), train["gflops"].get<double>(), 100 * train["fraction_of_sgemm"].get<double>());
+  std::printf("\n%-34s %10s %12s %10s %9s %9s\n", "phase", "median ms", "tokens/s", "GFLOP/s", "of BLAS", "of peak");
+  for (const auto& [name, ms, j] : {std::tuple{"forward B=" + std::to_string(fwd_batch) + " T=" + std::to_string(seq), f_ms, &fwd},
+                                    std::tuple{"train step B=" + std::to_string(train_batch) + " T=" + std::to_string(seq), t_ms, &train}}) {
+    std::printf("%-34s %10.1f %12.0f %10.1f %8.0f%% %8.0f%%\n", name.c_str(), ms, (*j)["tokens_per_s"].get<double>(),
+                (*j)["gflops"].get<double>(), 100 * (*j)["fraction_of_blas_ceiling"].get<double>(),
+                100 * (*j)["fraction_of_peak"].get<double>());
+    if ((*j)["fraction_of_blas_ceiling"].get<double>() > 1.0)
+      std::printf("warning: %s is faster than the BLAS ceiling: the ceiling missed a faster GEMM (or the machine was busy "
+                  "while it was timed); raise --ceiling-rounds\n", name.c_str());
+  }
   std::printf("(FLOPs: matmuls only, forward = 2*N*sum(linear weights) + 4*B*T^2*d per layer; training step = 3x forward)\n");
   std::printf("allocations during the %d timed training steps: %zu\n\n%s", iters, step_allocs, core::memory_table().c_str());
 
-  report.metrics()["sgemm_gflops"] = sgemm;
+  nlohmann::json shapes = nlohmann::json::array();
+  for (const auto& t : ceiling.shapes)
+    shapes.push_back({{"shape", t.shape.text()}, {"role", t.shape.role}, {"gflops", t.gflops}, {"runs", t.runs}});
+  report.metrics()["blas_ceiling"] = {{"gflops", blas}, {"shape", top.shape.text()}, {"role", top.shape.role}, {"shapes", shapes}};
+  report.metrics()["theoretical_peak"] = {{"gflops", peak.gflops()}, {"cores", peak.cores}, {"ghz", peak.ghz},
+                                          {"flops_per_cycle", peak.flops_per_cycle}, {"isa", peak.isa},
+                                          {"derivation", peak.derivation}};
   report.metrics()["forward"] = fwd;
   report.metrics()["train_step"] = train;
   report.metrics()["model"] = model_dir;
