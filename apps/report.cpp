@@ -35,7 +35,7 @@ void RunReport::write(const std::string& path) {
   auto& t = core::MemoryTracker::instance();
   for (const auto& r : t.rows())
     mem.push_back({{"device", r.device}, {"category", core::mem_category_name(r.category)},
-                   {"current_bytes", r.current}, {"peak_bytes", r.peak}});
+                   {"current_bytes", r.current}, {"peak_bytes", r.peak}, {"at_peak_total_bytes", r.at_peak}});
   j_["memory_peak_total_bytes"] = t.peak_total(0);
   j_["peak_rss_bytes"] = core::peak_rss_bytes();
   j_["threads"] = core::num_threads();

@@ -25,17 +25,25 @@ MemoryTracker& MemoryTracker::instance() {
   return t;
 }
 
-static void raise_peak(std::atomic<size_t>& peak, size_t v) {
+// True when v became the new peak.
+static bool raise_peak(std::atomic<size_t>& peak, size_t v) {
   size_t p = peak.load(std::memory_order_relaxed);
-  while (v > p && !peak.compare_exchange_weak(p, v, std::memory_order_relaxed)) {
-  }
+  while (v > p)
+    if (peak.compare_exchange_weak(p, v, std::memory_order_relaxed)) return true;
+  return false;
 }
 
 void MemoryTracker::add(int slot, MemCategory c, size_t bytes) {
   auto& k = counters_[slot][size_t(c)];
   raise_peak(k.peak, k.current.fetch_add(bytes, std::memory_order_relaxed) + bytes);
   auto& t = totals_[slot];
-  raise_peak(t.peak, t.current.fetch_add(bytes, std::memory_order_relaxed) + bytes);
+  if (raise_peak(t.peak, t.current.fetch_add(bytes, std::memory_order_relaxed) + bytes)) {
+    // Allocations from other threads may land between the counters read here: the breakdown is exact
+    // for the single-threaded allocations that set a run's peak and within those few bytes otherwise.
+    std::lock_guard<std::mutex> lock(at_peak_mutex_);
+    for (size_t i = 0; i < kMemCategories; ++i)
+      at_peak_[slot][i].store(counters_[slot][i].current.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
 }
 
 void MemoryTracker::sub(int slot, MemCategory c, size_t bytes) {
@@ -45,6 +53,7 @@ void MemoryTracker::sub(int slot, MemCategory c, size_t bytes) {
 
 size_t MemoryTracker::current(int slot, MemCategory c) const { return counters_[slot][size_t(c)].current.load(); }
 size_t MemoryTracker::peak(int slot, MemCategory c) const { return counters_[slot][size_t(c)].peak.load(); }
+size_t MemoryTracker::at_peak(int slot, MemCategory c) const { return at_peak_[slot][size_t(c)].load(); }
 size_t MemoryTracker::peak_total(int slot) const { return totals_[slot].peak.load(); }
 size_t MemoryTracker::current_total(int slot) const { return totals_[slot].current.load(); }
 
@@ -54,14 +63,18 @@ std::vector<MemoryRow> MemoryTracker::rows() const {
     if (s > 0 && totals_[s].peak.load() == 0) continue;
     std::string dev = s == 0 ? "cpu" : "cuda:" + std::to_string(s - 1);
     for (size_t c = 0; c < kMemCategories; ++c)
-      out.push_back({dev, MemCategory(c), counters_[s][c].current.load(), counters_[s][c].peak.load()});
+      out.push_back({dev, MemCategory(c), counters_[s][c].current.load(), counters_[s][c].peak.load(), at_peak_[s][c].load()});
   }
   return out;
 }
 
 void MemoryTracker::reset_peaks() {
+  std::lock_guard<std::mutex> lock(at_peak_mutex_);
   for (int s = 0; s < kMaxDevices; ++s) {
-    for (auto& k : counters_[s]) k.peak.store(k.current.load());
+    for (size_t c = 0; c < kMemCategories; ++c) {
+      counters_[s][c].peak.store(counters_[s][c].current.load());
+      at_peak_[s][c].store(counters_[s][c].current.load());
+    }
     totals_[s].peak.store(totals_[s].current.load());
   }
 }
@@ -92,23 +105,23 @@ std::string memory_table() {
   auto& t = MemoryTracker::instance();
   std::ostringstream os;
   char line[160];
-  std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s\n", "device", "category", "current", "peak");
+  std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s %14s\n", "device", "category", "current", "at peak total",
+                "own peak");
   os << line;
-  std::string last;
   for (const auto& r : t.rows()) {
-    std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s\n", r.device.c_str(), mem_category_name(r.category),
-                  format_bytes(r.current).c_str(), format_bytes(r.peak).c_str());
+    std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s %14s\n", r.device.c_str(), mem_category_name(r.category),
+                  format_bytes(r.current).c_str(), format_bytes(r.at_peak).c_str(), format_bytes(r.peak).c_str());
     os << line;
   }
   for (int s = 0; s < kMaxDevices; ++s) {
     if (s > 0 && t.peak_total(s) == 0) continue;
     std::string dev = s == 0 ? "cpu" : "cuda:" + std::to_string(s - 1);
-    std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s\n", dev.c_str(), "total (tracked)",
-                  format_bytes(t.current_total(s)).c_str(), format_bytes(t.peak_total(s)).c_str());
+    std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s %14s\n", dev.c_str(), "total (tracked)",
+                  format_bytes(t.current_total(s)).c_str(), format_bytes(t.peak_total(s)).c_str(), "");
     os << line;
   }
-  std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s\n", "process", "RSS", format_bytes(current_rss_bytes()).c_str(),
-                format_bytes(peak_rss_bytes()).c_str());
+  std::snprintf(line, sizeof line, "%-8s %-20s %14s %14s %14s\n", "process", "RSS", format_bytes(current_rss_bytes()).c_str(),
+                format_bytes(peak_rss_bytes()).c_str(), "");
   os << line;
   return os.str();
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,10 @@ struct MemoryRow {
   std::string device;
   MemCategory category;
   size_t current = 0;
-  size_t peak = 0;
+  size_t peak = 0;     // this category's own peak, whenever it was reached
+  size_t at_peak = 0;  // this category's bytes when the device's total peaked: the rows of a device add up
+                       // to its peak total (a load-time peak, e.g. weights mapped before their trainable
+                       // copy replaces them, does not appear beside what training holds later)
 };
 
 class MemoryTracker {
@@ -41,6 +45,8 @@ class MemoryTracker {
   void sub(int slot, MemCategory c, size_t bytes);
   size_t current(int slot, MemCategory c) const;
   size_t peak(int slot, MemCategory c) const;
+  // Bytes of category c when the total of `slot` last reached its peak.
+  size_t at_peak(int slot, MemCategory c) const;
   // Peak of the per-device total (not the sum of per-category peaks).
   size_t peak_total(int slot) const;
   size_t current_total(int slot) const;
@@ -59,6 +65,8 @@ class MemoryTracker {
   };
   std::array<std::array<Counter, kMemCategories>, kMaxDevices> counters_;
   std::array<Counter, kMaxDevices> totals_;
+  std::array<std::array<std::atomic<size_t>, kMemCategories>, kMaxDevices> at_peak_{};
+  std::mutex at_peak_mutex_;  // taken only when a device's total reaches a new peak
   std::atomic<size_t> allocations_{0};
 };
 
