@@ -11,9 +11,10 @@ long PaddedBatch::real_tokens() const {
   return n;
 }
 
-void pad_batch(PaddedBatch& out, const std::vector<Encoding>& encs, const std::vector<size_t>& rows, int32_t pad_id) {
+void pad_batch(PaddedBatch& out, const std::vector<Encoding>& encs, const std::vector<size_t>& rows, int32_t pad_id,
+               int min_length) {
   out.B = int(rows.size());
-  out.T = 0;
+  out.T = std::max(0, min_length);
   for (size_t r : rows) out.T = std::max(out.T, int(encs[r].input_ids.size()));
   const size_t n = size_t(out.B) * out.T;
   out.ids.assign(n, pad_id);

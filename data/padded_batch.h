@@ -18,8 +18,10 @@ struct PaddedBatch {
   long real_tokens() const;
 };
 
-// Pads encs[rows[i]] (i < rows.size()) with pad_id into `out` (reusing its capacity).
-void pad_batch(PaddedBatch& out, const std::vector<Encoding>& encs, const std::vector<size_t>& rows, int32_t pad_id);
+// Pads encs[rows[i]] (i < rows.size()) with pad_id into `out` (reusing its capacity), to the longest row
+// or to min_length when that is longer (fixed-length batches, e.g. to measure memory at a stated length).
+void pad_batch(PaddedBatch& out, const std::vector<Encoding>& encs, const std::vector<size_t>& rows, int32_t pad_id,
+               int min_length = 0);
 // Row indices sorted by decreasing length (stable), so each batch holds rows of similar length.
 std::vector<size_t> order_by_length(const std::vector<Encoding>& encs);
 

@@ -35,6 +35,7 @@ RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) 
   } else
     m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
   m.backbone->params().allocate_gradients();
+  m.pad_to = cfg.pad_to_max_length ? cfg.max_length : 0;
   return m;
 }
 
@@ -165,7 +166,7 @@ EvalResult evaluate(RunModel& m, const data::GlueSplit& split, int batch_size, i
   std::vector<float> scores;
   for (size_t s = 0; s < order.size(); s += size_t(batch_size)) {
     std::vector<size_t> idx(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
-    data::pad_batch(batch, split.enc, idx, pad_id);
+    data::pad_batch(batch, split.enc, idx, pad_id, m.pad_to);
     const core::Tensor& logits = model_forward(m, batch.view(), core::StepOptions{});
     labels.clear();
     scores.clear();

@@ -27,6 +27,9 @@ struct RunModel {
   // LST runs its frozen backbone on at most this many token rows at a time (see model_forward): its
   // workspace then stays small whatever the batch. 512 rows cost no speed here (256 cost 14%: LST step 68 vs 59 ms).
   int lst_chunk_rows = 512;
+  // Batches are padded to at least this many tokens (task.pad_to_max_length: the max length; else 0, each
+  // batch to its longest row).
+  int pad_to = 0;
 };
 
 // The run's forward: the backbone (with the pooler's first-token shortcut, or, with a side network,

@@ -61,6 +61,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       ("task.name", po::value<std::string>(&c.task)->default_value(c.task), "GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli")
       ("task.data_dir", po::value<std::string>(&c.data_dir)->default_value(""), "folder with train.tsv and dev.tsv (default: <shared>/data/glue/<task dir>)")
       ("task.max_length", po::value<int>(&c.max_length)->default_value(c.max_length), "tokens per example, special tokens included")
+      ("task.pad_to_max_length", po::value<bool>(&c.pad_to_max_length)->default_value(c.pad_to_max_length), "pad every batch to task.max_length, not to its longest row (slower; measures memory and speed at that length)")
       ("task.max_train_examples", po::value<int>(&c.max_train_examples)->default_value(0), "use the first N training rows (0 = all)")
       ("task.max_eval_examples", po::value<int>(&c.max_eval_examples)->default_value(0), "evaluate on the first N dev rows (0 = all)")
       ("method.name", po::value<std::string>(&c.method)->default_value(c.method), "full, bitfit, lora, dylora, houlsby, pfeiffer, compacter, compacter++, krona, krona_b, krona_b_res, prompt (combine with +), or lst (Ladder Side-Tuning)")

@@ -18,6 +18,7 @@ struct TrainConfig {
   std::string task = "sst2";
   std::string data_dir;  // default: $LADDER_SHARED or ../shared, then data/glue/<GLUE dir>
   int max_length = 128;
+  bool pad_to_max_length = false;  // pad every batch to max_length instead of its longest row
   int max_train_examples = 0;  // 0 = all
   int max_eval_examples = 0;
   // [method]

@@ -300,7 +300,7 @@ int train(const TrainConfig& cfg, const std::vector<std::string>& argv, DataPara
         scores = std::move(sb->scores);
         tokens += sb->tokens.real_tokens();
       } else {
-        data::pad_batch(batch, train.enc, rows, pad);
+        data::pad_batch(batch, train.enc, rows, pad, rm.pad_to);
         labels.clear();
         scores.clear();
         for (size_t i : rows) {
