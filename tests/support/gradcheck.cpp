@@ -35,23 +35,32 @@ GradCheckResult gradcheck(const std::function<double()>& loss, float* x, size_t 
 
 void expect_grad_ok(const std::string& what, const std::function<double()>& loss, float* x, size_t n,
                     const float* analytic, double rtol, double abs_floor, double eps, size_t max_checks) {
+  auto central = [&](size_t i, double h) {
+    const float saved = x[i];
+    x[i] = float(saved + h);
+    const double lp = loss();
+    x[i] = float(saved - h);
+    const double lm = loss();
+    x[i] = saved;
+    return (lp - lm) / (2 * h);
+  };
   size_t stride = std::max<size_t>(1, n / std::max<size_t>(1, max_checks));
   for (size_t i = 0; i < n; i += stride) {
-    float saved = x[i];
-    x[i] = float(saved + eps);
-    double lp = loss();
-    x[i] = float(saved - eps);
-    double lm = loss();
-    x[i] = saved;
-    double num = (lp - lm) / (2 * eps);
-    double a = analytic[i];
-    double err = std::fabs(a - num);
-    double scale = std::max({std::fabs(a), std::fabs(num), abs_floor});
-    if (err / scale > rtol) {
-      ADD_FAILURE() << what << ": gradient mismatch at index " << i << ": analytic " << a << " vs numeric " << num
-                    << " (rel err " << err / scale << " > " << rtol << ")";
-      return;
-    }
+    const double num = central(i, eps);
+    const double a = analytic[i];
+    const double err = std::fabs(a - num);
+    const double scale = std::max({std::fabs(a), std::fabs(num), abs_floor});
+    if (err / scale <= rtol) continue;
+    // The central difference of a float32 forward has its own error: rounding noise in the two losses,
+    // divided by 2 eps, and truncation of order eps^2. Which kernels the BLAS picks changes the noise, so
+    // the tolerance includes the numeric estimate's measured uncertainty: its change from eps to eps / 2.
+    // A wrong analytic gradient stays outside it, since both step sizes agree with each other there.
+    const double uncertainty = std::fabs(num - central(i, eps / 2));
+    if (err <= rtol * scale + 2 * uncertainty) continue;
+    ADD_FAILURE() << what << ": gradient mismatch at index " << i << ": analytic " << a << " vs numeric " << num
+                  << " (rel err " << err / scale << " > " << rtol << "; the numeric estimate moves by " << uncertainty
+                  << " from eps " << eps << " to " << eps / 2 << ")";
+    return;
   }
 }
 
