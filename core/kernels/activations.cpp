@@ -1,4 +1,5 @@
 #include "core/kernels/activations.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <cmath>
 
@@ -16,7 +17,7 @@ static constexpr float kGeluCoef = 0.044715f;
 
 // out, inp: [n]. erf: 0.5 x (1 + erf(x/sqrt2)) (HF "gelu"); tanh: 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
 // (HF "gelu_new").
-void gelu_forward(float* out, const float* inp, size_t n, GeluKind kind) {
+LADDER_HOT_KERNEL void gelu_forward(float* out, const float* inp, size_t n, GeluKind kind) {
   if (kind == GeluKind::erf) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (size_t i = 0; i < n; i++) {
@@ -33,7 +34,7 @@ void gelu_forward(float* out, const float* inp, size_t n, GeluKind kind) {
 }
 
 // dinp OVERWRITTEN (may alias dout).
-void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, GeluKind kind) {
+LADDER_HOT_KERNEL void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, GeluKind kind) {
   if (kind == GeluKind::erf) {
     // d/dx = Phi(x) + x * phi(x)
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
@@ -55,29 +56,29 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, G
   }
 }
 
-void tanh_forward(float* out, const float* inp, size_t n) {
+LADDER_HOT_KERNEL void tanh_forward(float* out, const float* inp, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; i++) out[i] = std::tanh(inp[i]);
 }
 
 // dinp OVERWRITTEN; uses the saved output.
-void tanh_backward(float* dinp, const float* dout, const float* out, size_t n) {
+LADDER_HOT_KERNEL void tanh_backward(float* dinp, const float* dout, const float* out, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
 
-void add(float* out, const float* a, const float* b, size_t n) {
+LADDER_HOT_KERNEL void add(float* out, const float* a, const float* b, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-void add_inplace(float* out, const float* a, size_t n) {
+LADDER_HOT_KERNEL void add_inplace(float* out, const float* a, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; i++) out[i] += a[i];
 }
 
 // out: [N, C], bias: [C].
-void add_bias(float* out, const float* bias, int N, int C) {
+LADDER_HOT_KERNEL void add_bias(float* out, const float* bias, int N, int C) {
 #pragma omp parallel for schedule(static) if (size_t(N) * C >= kParallelMin)
   for (int r = 0; r < N; r++) {
     float* o = out + size_t(r) * C;
@@ -88,7 +89,7 @@ void add_bias(float* out, const float* bias, int N, int C) {
 
 // dbias: [C] ACCUMULATES sum over rows of dout [N, C]. Threads own column blocks and sweep all rows, so the
 // result has no races and does not depend on the thread count.
-void bias_backward(float* dbias, const float* dout, int N, int C) {
+LADDER_HOT_KERNEL void bias_backward(float* dbias, const float* dout, int N, int C) {
   constexpr int kBlock = 64;
   int nblocks = (C + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (size_t(N) * C >= kParallelMin)
@@ -104,7 +105,7 @@ void bias_backward(float* dbias, const float* dout, int N, int C) {
   }
 }
 
-void scale_inplace(float* x, float s, size_t n) {
+LADDER_HOT_KERNEL void scale_inplace(float* x, float s, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; i++) x[i] *= s;
 }

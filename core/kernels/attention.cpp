@@ -1,4 +1,5 @@
 #include "core/kernels/attention.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <algorithm>
 #include <bit>
@@ -97,7 +98,7 @@ size_t attention_backward_scratch_floats(const AttentionShape& s, bool recompute
 // S = scale * Q K^T into P (probs' [T, T] block, or this thread's part of scratch), masked softmax per row,
 // then out = dropout(P) V. With dropout, blocks of rows of dropout(P) are formed in a bounded stack buffer
 // so P keeps the pre-dropout values backward needs.
-void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, const float* key_mask,
+LADDER_HOT_KERNEL void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, const float* key_mask,
                        bool causal, float scale, float dropout_p, uint64_t seed, const AttentionShape& s, float* scratch,
                        size_t scratch_floats) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;
@@ -150,7 +151,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 //   G = Pd; dV = Pd^T dO;  G = dO V^T (= dPd);  G = dP = dropout(dPd);  G = dS = P * (dP - rowsum(dP * P));
 //   dQ = scale * dS K;  dK = scale * dS^T Q.
 // Masked keys have P = 0, so they get dS = 0 without consulting the mask; `causal` only skips known zeros.
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+LADDER_HOT_KERNEL void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* probs, const float* key_mask, bool causal, float scale,
                         float dropout_p, uint64_t seed, float* scratch, size_t scratch_floats, const AttentionShape& s) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;

@@ -1,4 +1,5 @@
 #include "core/kernels/attention_narrow_heads.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <algorithm>
 #include <bit>
@@ -136,7 +137,7 @@ struct Dropout {
 
 bool narrow_heads(const AttentionShape& s) { return s.HS <= kNarrowMaxHS; }
 
-void narrow_attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
+LADDER_HOT_KERNEL void narrow_attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
                               const float* key_mask, bool causal, float scale, float dropout_p, uint64_t seed,
                               const AttentionShape& s, int threads) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;
@@ -189,7 +190,7 @@ void narrow_attention_forward(float* out, float* probs, const float* q, const fl
 // gradient and qv = scale Q:
 //   g = (dO V^T) m;   dS = P (g - rowsum(g P));   dQ = scale dS K;   dK += dS^T qv;   dV += (P m)^T dO
 // dK and dV accumulate per lane ([T, HS, L]) and are summed across lanes once per (b, h).
-void narrow_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+LADDER_HOT_KERNEL void narrow_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                                const float* v, const float* probs, const float* key_mask, bool causal, float scale,
                                float dropout_p, uint64_t seed, const AttentionShape& s, int threads) {
   const int B = s.B, T = s.T, NH = s.NH, HS = s.HS, ld = s.ld_qkv, C = NH * HS;

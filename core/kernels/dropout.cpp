@@ -1,4 +1,5 @@
 #include "core/kernels/dropout.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <cstring>
 
@@ -19,7 +20,7 @@ uint64_t derive_seed(uint64_t base, uint64_t a, uint64_t b, uint64_t c) {
 
 namespace {
 // out = inp * keep / (1 - p) with keep = (u(seed, offset + i) >= p); p == 0 copies, p >= 1 zeroes.
-void dropout_span(float* out, const float* inp, size_t n, float p, uint64_t seed, uint64_t offset, bool parallel) {
+LADDER_HOT_KERNEL void dropout_span(float* out, const float* inp, size_t n, float p, uint64_t seed, uint64_t offset, bool parallel) {
   if (p <= 0.0f) {
     if (out != inp) std::memmove(out, inp, n * sizeof(float));
     return;

@@ -1,4 +1,5 @@
 #include "core/kernels/embedding.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <cstddef>
 #include <stdexcept>
@@ -7,7 +8,7 @@
 namespace ladder::core {
 
 // out: [N, C]; table: [rows, C]. Ids are validated before the parallel copy (nothing throws inside it).
-void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C, int rows, bool accumulate) {
+LADDER_HOT_KERNEL void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C, int rows, bool accumulate) {
   for (int n = 0; n < N; n++) {
     if (ids[n] < 0 || ids[n] >= rows)
       throw std::out_of_range("embedding_forward: id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +
@@ -29,7 +30,7 @@ void embedding_forward(float* out, const int32_t* ids, const float* table, int N
 
 // dtable: [rows, C] ACCUMULATES dout [N, C] into the rows named by ids. Threads own blocks of columns and
 // sweep all N positions in order, so repeated ids never race and the sum order is fixed.
-void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C) {
+LADDER_HOT_KERNEL void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C) {
   constexpr int kBlock = 64;
   int nblocks = (C + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (size_t(N) * C >= (1 << 14))

@@ -1,4 +1,5 @@
 #include "core/kernels/layernorm.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <cmath>
 #include <cstddef>
@@ -8,7 +9,7 @@ namespace ladder::core {
 // out, inp: [N, C]; weight, bias: [C]; mean, rstd: [N] or nullptr.
 // Biased variance and eps inside the square root, like torch.nn.LayerNorm. Two passes over the row (mean,
 // then the centred sum of squares) keep the variance accurate when |mean| >> std.
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+LADDER_HOT_KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < N; r++) {
@@ -36,7 +37,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 // dweight += sum_rows dout*norm, dbias += sum_rows dout (ACCUMULATED; nullptr skips). The parameter gradients
 // are a second pass where each thread owns a block of columns, so no two threads write the same element and
 // the sums do not depend on the thread count.
-void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+LADDER_HOT_KERNEL void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < N; r++) {

@@ -1,4 +1,5 @@
 #include "core/kernels/losses.h"
+#include "core/kernels/hot_kernel.h"
 
 #include <cmath>
 #include <cstddef>
@@ -39,7 +40,7 @@ int count_targets(const int32_t* targets, int N, int V, int ignore_index, const 
 
 // logits: [N, V], targets: [N]. Mean of lse - logit[target] over rows whose target != ignore_index (0 when no
 // row counts; torch would return NaN there). Row sums are combined in double.
-float cross_entropy_forward(const float* logits, const int32_t* targets, int N, int V, int ignore_index,
+LADDER_HOT_KERNEL float cross_entropy_forward(const float* logits, const int32_t* targets, int N, int V, int ignore_index,
                             int* count_out) {
   int count = count_targets(targets, N, V, ignore_index, "cross_entropy_forward");
   if (count_out) *count_out = count;
@@ -54,7 +55,7 @@ float cross_entropy_forward(const float* logits, const int32_t* targets, int N, 
 }
 
 // dlogits OVERWRITTEN: (softmax - onehot) * grad_scale / count; ignored rows get 0.
-void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, int N, int V, int ignore_index,
+LADDER_HOT_KERNEL void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, int N, int V, int ignore_index,
                             float grad_scale) {
   int count = count_targets(targets, N, V, ignore_index, "cross_entropy_backward");
   float g = count > 0 ? grad_scale / count : 0.0f;
@@ -74,7 +75,7 @@ void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* 
 }
 
 // Mean over n of (pred - target)^2.
-float mse_forward(const float* pred, const float* target, int n) {
+LADDER_HOT_KERNEL float mse_forward(const float* pred, const float* target, int n) {
   double total = 0.0;
 #pragma omp parallel for simd schedule(static) reduction(+ : total) if (n >= (1 << 14))
   for (int i = 0; i < n; i++) {
@@ -85,7 +86,7 @@ float mse_forward(const float* pred, const float* target, int n) {
 }
 
 // dpred OVERWRITTEN: 2 (pred - target) / n * grad_scale.
-void mse_backward(float* dpred, const float* pred, const float* target, int n, float grad_scale) {
+LADDER_HOT_KERNEL void mse_backward(float* dpred, const float* pred, const float* target, int n, float grad_scale) {
   float g = n > 0 ? 2.0f * grad_scale / n : 0.0f;
 #pragma omp parallel for simd schedule(static) if (n >= (1 << 14))
   for (int i = 0; i < n; i++) dpred[i] = (pred[i] - target[i]) * g;
@@ -93,7 +94,7 @@ void mse_backward(float* dpred, const float* pred, const float* target, int n, f
 
 // T^2 * mean_rows sum_v p_t (log p_t - log p_s), p = softmax(logits / T); log-probs are formed as x/T - lse, so
 // they stay finite and 0 * log 0 never appears.
-float kl_div_forward(const float* student_logits, const float* teacher_logits, int N, int V, float temperature) {
+LADDER_HOT_KERNEL float kl_div_forward(const float* student_logits, const float* teacher_logits, int N, int V, float temperature) {
   const float inv_t = 1.0f / temperature;
   double total = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : total)
@@ -113,7 +114,7 @@ float kl_div_forward(const float* student_logits, const float* teacher_logits, i
 }
 
 // dstudent OVERWRITTEN: T / N * (p_s - p_t) * grad_scale.
-void kl_div_backward(float* dstudent, const float* student_logits, const float* teacher_logits, int N, int V,
+LADDER_HOT_KERNEL void kl_div_backward(float* dstudent, const float* student_logits, const float* teacher_logits, int N, int V,
                      float temperature, float grad_scale) {
   const float inv_t = 1.0f / temperature;
   const float g = N > 0 ? temperature * grad_scale / N : 0.0f;

@@ -1,12 +1,43 @@
 #include "core/tensor/dtype.h"
 
-#ifdef __F16C__
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#define LADDER_F16C_PATH 1
 #endif
 
 #include <stdexcept>
 
 namespace ladder::core {
+
+namespace {
+
+#if defined(LADDER_F16C_PATH)
+// F16C converts 8 lanes at a time, exactly as the scalar functions do (round to nearest even). Compiled for
+// F16C whatever the build's baseline; used when the build targets F16C or, in a portable build, when this
+// CPU has it. Each returns how many leading elements it converted.
+__attribute__((target("avx,f16c"))) size_t f16_to_f32_f16c(const uint16_t* h, float* out, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  return i;
+}
+__attribute__((target("avx,f16c"))) size_t f32_to_f16_f16c(const float* in, uint16_t* h, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  return i;
+}
+bool use_f16c() {
+#if defined(__F16C__)
+  return true;
+#else
+  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return has;
+#endif
+}
+#endif
+
+}  // namespace
 
 int dtype_bits(DType t) {
   switch (t) {
@@ -107,9 +138,8 @@ void convert_to_f32(DType from, const void* in, float* out, size_t n) {
       for (; i < n; ++i) out[i] = bf16_to_f32(h[i]);
       return;
     case DType::f16:
-#ifdef __F16C__
-      for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+#if defined(LADDER_F16C_PATH)
+      if (use_f16c()) i = f16_to_f32_f16c(h, out, n);
 #endif
       for (; i < n; ++i) out[i] = f16_to_f32(h[i]);
       return;
@@ -126,9 +156,8 @@ void convert_from_f32(DType to, const float* in, void* out, size_t n) {
       for (; i < n; ++i) h[i] = f32_to_bf16(in[i]);
       return;
     case DType::f16:
-#ifdef __F16C__
-      for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+#if defined(LADDER_F16C_PATH)
+      if (use_f16c()) i = f32_to_f16_f16c(in, h, n);
 #endif
       for (; i < n; ++i) h[i] = f32_to_f16(in[i]);
       return;
