@@ -4,6 +4,7 @@
 # max length 128 (task.pad_to_max_length: SST-2's longest sentence has about 66 tokens, so without it no
 # batch reaches 128), plus dev accuracy after STEPS steps.
 #   STEPS=200 THREADS=2 MAX_LENGTH=128 bash scripts/bench_memory.sh [method ...]
+#   SUMMARY_ONLY=1 bash scripts/bench_memory.sh full lst ...   # the table from runs already in runs/memory
 # Results: runs/memory/summary.md (MiB; "tracked" is ladder's own accounting, RSS the process's peak). The
 # categories are the bytes held at the moment of the tracked peak, so they add up to it: full fine-tuning's
 # mapped checkpoint, replaced by its trainable copy before training, is not counted beside that copy.
@@ -18,6 +19,7 @@ METHODS=("$@")
 [[ ${#METHODS[@]} -gt 0 ]] || METHODS=(full lora houlsby lst)
 mkdir -p runs/memory
 for m in "${METHODS[@]}"; do
+  [[ -z "${SUMMARY_ONLY:-}" ]] || break
   rm -rf "runs/memory/$m"
   echo "== $m" >&2
   "$BUILD_DIR/ladder" train --config "examples/sst2_$m.ini" --model.dir "$MODEL" --task.max_length "$MAX_LENGTH" \
