@@ -5,7 +5,8 @@
 # memory both ways, and the dev accuracy of each. The two trainings alternate REPEAT times (online, store,
 # online, store, ...) and the table shows each one's fastest epoch, with every epoch time listed below it:
 # on a shared VM one run can be 30% slower than the next for reasons outside the process.
-#   N=8000 THREADS=2 REPEAT=3 bash scripts/bench_lst_store.sh
+#   N=8000 THREADS=2 REPEAT=3 [CHECKSUM=true|false] bash scripts/bench_lst_store.sh
+# CHECKSUM sets cache.checksum for the store (unset: ladder's default).
 # Results: runs/lst_store/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ mkdir -p "$OUT"
 common=(--config examples/sst2_lst.ini --model.dir "$MODEL" --task.max_train_examples "$N" --train.epochs 1
         --train.threads "$THREADS" --eval.every 0 --checkpoint.resume false --cache.dir "$OUT/cache")
 echo "== cache" >&2
-"$BUILD_DIR/ladder" cache "${common[@]}" --checkpoint.dir "$OUT/cache_run" --log.report "$OUT/cache.json" > "$OUT/cache.log" 2>&1
+"$BUILD_DIR/ladder" cache "${common[@]}" ${CHECKSUM:+--cache.checksum "$CHECKSUM"} --checkpoint.dir "$OUT/cache_run" --log.report "$OUT/cache.json" > "$OUT/cache.log" 2>&1
 # Let the kernel finish writing the store back to disk before timing anything: its writeback would otherwise
 # share the two cores with the runs below (it slowed both by about 25% here).
 sync
