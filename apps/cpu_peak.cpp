@@ -11,6 +11,8 @@
 
 #include <time.h>
 
+#include "core/cpu/isa_check.h"
+
 namespace ladder::apps {
 
 int f32_flops_per_cycle(bool avx512f, bool avx2_fma, bool avx, const std::string& vendor, int family, int model,
@@ -133,13 +135,10 @@ CpuPeak theoretical_peak(int threads) {
   p.cores = std::min(std::max(1, threads), phys);
   const std::string vendor = cpuinfo_value("vendor_id");
   const int family = to_int(cpuinfo_value("cpu family")), model = to_int(cpuinfo_value("model"));
-  bool avx512f = false, avx2_fma = false, avx = false;
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  avx512f = __builtin_cpu_supports("avx512f");
-  avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  avx = __builtin_cpu_supports("avx");
-#endif
+  // The start-up check's table (-1, unknown, off x86 counts as absent).
+  const bool avx512f = ladder_isa_supported("AVX512F") == 1;
+  const bool avx2_fma = ladder_isa_supported("AVX2") == 1 && ladder_isa_supported("FMA") == 1;
+  const bool avx = ladder_isa_supported("AVX") == 1;
   std::string why;
   p.flops_per_cycle = f32_flops_per_cycle(avx512f, avx2_fma, avx, vendor, family, model, p.isa, why);
 

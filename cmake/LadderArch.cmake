@@ -97,7 +97,9 @@ function(_ladder_pick_flags CANDIDATES EXPLICIT OUT NOTE)
   endforeach()
   if(NOT _found)
     message(FATAL_ERROR "ladder: no candidate flag set passed the code generation probe (${CANDIDATES}); "
-                        "try another compiler (clang, or GCC >= 13), or -DLADDER_ARCH_PROBE=OFF at your own risk")
+                        "if one cannot compile, LADDER_ARCH=${LADDER_ARCH} is not a -march value this compiler "
+                        "knows (native, portable, x86-64-v3, znver3, ...); if one is miscompiled, try another "
+                        "compiler, or -DLADDER_ARCH_PROBE=OFF at your own risk")
   endif()
   set(${OUT} "${_picked}" PARENT_SCOPE)
   set(_note "")
@@ -169,7 +171,7 @@ if(_ladder_x86)
                   OUTPUT_VARIABLE _ladder_macros ERROR_QUIET RESULT_VARIABLE _ladder_macros_rc)
   if(_ladder_macros_rc EQUAL 0)
     foreach(_isa IN ITEMS SSE3 SSSE3 SSE4_1 SSE4_2 POPCNT AVX AVX2 FMA F16C BMI BMI2 LZCNT MOVBE AES PCLMUL
-                          VPCLMULQDQ VAES SHA ADX RDRND RDSEED GFNI AVXVNNI SSE4A AVX512F AVX512VL AVX512BW
+                          VPCLMULQDQ VAES SHA ADX RDRND RDSEED GFNI AVXVNNI SSE4A FMA4 XOP AVX512F AVX512VL AVX512BW
                           AVX512DQ AVX512CD AVX512VNNI AVX512BF16 AVX512FP16 AVX512IFMA AVX512VBMI AVX512VBMI2
                           AVX512BITALG AVX512VPOPCNTDQ)
       if(_ladder_macros MATCHES "#define __${_isa}__ ")

@@ -16,7 +16,7 @@
   X(AVX, "avx") X(AVX2, "avx2") X(FMA, "fma") X(F16C, "f16c") X(BMI, "bmi") X(BMI2, "bmi2")           \
   X(LZCNT, "lzcnt") X(MOVBE, "movbe") X(AES, "aes") X(PCLMUL, "pclmul") X(VPCLMULQDQ, "vpclmulqdq")    \
   X(VAES, "vaes") X(SHA, "sha") X(ADX, "adx") X(RDRND, "rdrnd") X(RDSEED, "rdseed") X(GFNI, "gfni")    \
-  X(AVXVNNI, "avxvnni") X(SSE4A, "sse4a") X(AVX512F, "avx512f") X(AVX512VL, "avx512vl")               \
+  X(AVXVNNI, "avxvnni") X(SSE4A, "sse4a") X(FMA4, "fma4") X(XOP, "xop") X(AVX512F, "avx512f") X(AVX512VL, "avx512vl")               \
   X(AVX512BW, "avx512bw") X(AVX512DQ, "avx512dq") X(AVX512CD, "avx512cd") X(AVX512VNNI, "avx512vnni")  \
   X(AVX512BF16, "avx512bf16") X(AVX512FP16, "avx512fp16") X(AVX512IFMA, "avx512ifma")                  \
   X(AVX512VBMI, "avx512vbmi") X(AVX512VBMI2, "avx512vbmi2") X(AVX512BITALG, "avx512bitalg")            \

@@ -5,7 +5,8 @@ file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${LADDER_SOURCE_DIR}/tests/configure/arch_probe_project -B ${WORK_DIR}
                         -DLADDER_SOURCE_DIR=${LADDER_SOURCE_DIR} -DLADDER_ARCH=native
                 OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-set(all "${out}${err}")
+# CMake wraps long messages: compare with every run of spaces and newlines as one space.
+string(REGEX REPLACE "[ \n]+" " " all "${out}${err}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configure failed (${rc}):\n${all}")
 endif()
@@ -34,3 +35,18 @@ if(at EQUAL -1)
   message(FATAL_ERROR "the summary line does not name the flags:\n${all}")
 endif()
 message(STATUS "picked '${picked}', requiring '${isa}'")
+
+# A LADDER_ARCH the compiler does not know stops the configure, naming it.
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${LADDER_SOURCE_DIR}/tests/configure/arch_probe_project -B ${WORK_DIR}-bad
+                        -DLADDER_SOURCE_DIR=${LADDER_SOURCE_DIR} -DLADDER_ARCH=not-a-cpu
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+file(REMOVE_RECURSE ${WORK_DIR}-bad)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "LADDER_ARCH=not-a-cpu configured:\n${out}${err}")
+endif()
+string(REGEX REPLACE "[ \n]+" " " bad "${out}${err}")
+string(FIND "${bad}" "rejecting '-march=not-a-cpu': cannot compile" at)
+string(FIND "${bad}" "LADDER_ARCH=not-a-cpu is not a -march value" at2)
+if(at EQUAL -1 OR at2 EQUAL -1)
+  message(FATAL_ERROR "LADDER_ARCH=not-a-cpu failed without naming it:\n${out}${err}")
+endif()

@@ -22,6 +22,7 @@
 
 #include "core/io/checkpoint.h"
 #include "core/io/hdf5_file.h"
+#include "tests/support/hdf5_damage.h"
 #include "tests/support/tiny_models.h"
 
 namespace {
@@ -347,20 +348,6 @@ TEST(CheckpointDirectory, LatestSkipsTemporariesAndDamagedFiles) {
   EXPECT_EQ(*latest, dir + "/step-00000020.h5");
 }
 
-// The file offset of a chunked dataset's first chunk, as HDF5 reports it.
-uint64_t first_chunk_offset(const std::string& path, const std::string& dataset) {
-  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
-  hsize_t coord[3] = {0, 0, 0};
-  unsigned mask = 0;
-  haddr_t addr = HADDR_UNDEF;
-  hsize_t size = 0;
-  EXPECT_GE(H5Dget_chunk_info_by_coord(d, coord, &mask, &addr, &size), 0) << dataset;
-  H5Dclose(d);
-  H5Fclose(f);
-  return uint64_t(addr);
-}
-
 // A flipped byte in a parameter, an optimizer state or a metric series is a read error naming the file, the
 // dataset and the checksum, not a checkpoint that resumes with a wrong value.
 TEST(Checkpoint, FlippedByteIsAChecksumErrorNamingTheDataset) {
@@ -370,13 +357,7 @@ TEST(Checkpoint, FlippedByteIsAChecksumErrorNamingTheDataset) {
     const std::string path = dir + "/c.h5";
     core::write_checkpoint(path, sample_checkpoint(3));
     EXPECT_TRUE(core::Hdf5File::open_read(path).exists(ds));
-    {
-      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-      f.seekg(std::streamoff(first_chunk_offset(path, ds) + 2));
-      const char c = char(f.get());
-      f.seekp(std::streamoff(first_chunk_offset(path, ds) + 2));
-      f.put(char(c ^ 0x04));
-    }
+    ladder::test::flip_byte(path, ladder::test::first_chunk_offset(path, ds) + 2, 0x04);
     EXPECT_EQ(core::checkpoint_problem(path), "");  // the structure is intact: only a read finds it
     expect_error([&] { core::read_checkpoint(path); }, {path, "'" + ds + "'", "Fletcher-32 checksum does not match", "corrupt"});
   }

@@ -22,6 +22,7 @@
 #include "data/activation_store/store_schema.h"
 #include "data/activation_store/store_writer.h"
 #include "tests/support/error_of.h"
+#include "tests/support/hdf5_damage.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
@@ -422,27 +423,8 @@ TEST(ActivationStore, TruncatedOrCorruptFileIsAClearError) {
                {"has format 'ladder-checkpoint', expected 'ladder-activations'"});
 }
 
-// The byte offset of a dataset's first chunk in the file, as HDF5 reports it.
-uint64_t first_chunk_offset(const std::string& path, const std::string& dataset) {
-  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
-  hsize_t coord[3] = {0, 0, 0};
-  unsigned mask = 0;
-  haddr_t addr = HADDR_UNDEF;
-  hsize_t size = 0;
-  EXPECT_GE(H5Dget_chunk_info_by_coord(d, coord, &mask, &addr, &size), 0);
-  H5Dclose(d);
-  H5Fclose(f);
-  return uint64_t(addr);
-}
-
-void flip_byte(const std::string& path, uint64_t at) {
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(std::streamoff(at));
-  const char c = char(f.get());
-  f.seekp(std::streamoff(at));
-  f.put(char(c ^ 0x10));
-}
+using ladder::test::first_chunk_offset;
+using ladder::test::flip_byte;
 
 // One flipped byte inside a dataset: with the checksum (the default) a read error naming the file, the
 // dataset and the mismatch, on every read path; without it (as stores written before checksums) the file
