@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch / HF PEFT peer for ladder's SST-2 fine-tuning runs (CPU).
 
-    /work/venv/bin/python scripts/peft_glue.py --method full|lora [--steps 1000]
+    /work/venv/bin/python scripts/peft_glue.py --method full|lora|ia3 [--steps 1000]
         [--batch-size 32] [--max-length 64] [--lr LR] [--threads 2] [--seed 42]
-        [--eval-every 0] [--json OUT.json] [--minilm DIR] [--data DIR]
+        [--eval-every 0] [--json OUT.json] [--minilm DIR] [--data DIR] [--save-adapter DIR]
         [--lora-r 8 --lora-alpha 16 --lora-dropout 0.1 --lora-targets query,value]
+        [--ia3-targets REGEX --ia3-feedforward REGEX]
 
 What it does (chosen to match examples/sst2_full.ini and examples/sst2_lora.ini):
 
@@ -14,6 +15,17 @@ What it does (chosen to match examples/sst2_full.ini and examples/sst2_lora.ini)
             Linear(384, 2) is freshly initialised (torch.manual_seed(seed) first).
   lora      peft.LoraConfig(task_type=SEQ_CLS, r, lora_alpha, lora_dropout,
             target_modules=[query, value]); PEFT also trains the classifier (modules_to_save).
+  ia3       peft.IA3Config(task_type=SEQ_CLS, target_modules=REGEX, feedforward_modules=REGEX). Both
+            are str, so PEFT 0.21 re.fullmatch()es them against the full module name. Defaults:
+            targets  r".*\.(key|value)|.*layer\.\d+\.output\.dense"
+            ff       r".*layer\.\d+\.output\.dense"
+            i.e. per layer self.key / self.value get an output scaling ia3_l (384, 1):
+            y = (W x + b) * l (bias scaled too), and the FFN output Linear encoder.layer.N.output.dense
+            gets an input scaling ia3_l (1, 1536): y = W (x * l) + b (the FFN inner activation is
+            scaled, the bias is not). attention.output.dense is NOT matched (the regex anchors on
+            "layer.N.output.dense"). Vectors start at 1. 6 * (384 + 384 + 1536) = 13824 + the
+            classifier 770 (modules_to_save) = 14594 trainable. The pooler stays frozen, as for LoRA.
+            The ia3_l vectors are not biases/LayerNorm, so they get weight decay (towards 0, not 1).
   data      GLUE SST-2 train.tsv / dev.tsv (header "sentence<TAB>label", split on tab only,
             no quoting). BertTokenizerFast from the model dir, truncation to max_length,
             no padding at tokenize time (tokenized in chunks of 2048, only the id lists kept).
@@ -26,7 +38,7 @@ What it does (chosen to match examples/sst2_full.ini and examples/sst2_lora.ini)
             biases and LayerNorm weights (as HF Trainer), transformers
             get_linear_schedule_with_warmup with ceil(0.06 * steps) warmup steps (ladder's
             rounding), clip_grad_norm_(1.0), --steps optimizer steps (no grad accumulation).
-            lr defaults: 5e-5 full, 5e-4 lora.
+            lr defaults: 5e-5 full, 5e-4 lora, 3e-3 ia3.
   eval      accuracy on the full SST-2 dev set (872), eval mode, no grad, batches of 64
             (padded per batch), at the end (and every --eval-every steps if > 0).
 
@@ -34,7 +46,7 @@ Measures: median step time (ms) over steps 6..N (a step = collate/pad + forward 
 clip + optimizer + scheduler), tokens/s = real (unpadded) tokens of those steps / their summed
 time, peak RSS (getrusage ru_maxrss, KiB -> bytes), trainable / total parameter count (PEFT's
 count for lora: the frozen base, the LoRA matrices, and both copies of the classifier that
-modules_to_save keeps), total wall time of the script (loading, tokenizing, training, eval).
+modules_to_save keeps; likewise for ia3), total wall time of the script (loading, tokenizing, training, eval).
 """
 from __future__ import annotations
 
@@ -188,6 +200,10 @@ def evaluate(model, enc: dict, labels: list[int], batch_size: int = 64) -> float
 
 
 # ---------------------------------------------------------------- main
+IA3_TARGETS = r".*\.(key|value)|.*layer\.\d+\.output\.dense"
+IA3_FEEDFORWARD = r".*layer\.\d+\.output\.dense"
+
+
 def default_minilm_dir() -> Path:
     cache = os.environ.get("LADDER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "ladder"))
     return Path(cache) / "models" / "all-MiniLM-L6-v2"
@@ -196,11 +212,11 @@ def default_minilm_dir() -> Path:
 def main() -> int:
     t_start = time.perf_counter()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=["full", "lora"], required=True)
+    ap.add_argument("--method", choices=["full", "lora", "ia3"], required=True)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=None, help="default 5e-5 (full), 5e-4 (lora)")
+    ap.add_argument("--lr", type=float, default=None, help="default 5e-5 (full), 5e-4 (lora), 3e-3 (ia3)")
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--warmup-ratio", type=float, default=0.06)
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
@@ -215,8 +231,13 @@ def main() -> int:
     ap.add_argument("--lora-alpha", type=float, default=16)
     ap.add_argument("--lora-dropout", type=float, default=0.1)
     ap.add_argument("--lora-targets", default="query,value")
+    ap.add_argument("--ia3-targets", default=IA3_TARGETS, help="regex (full match on module names)")
+    ap.add_argument("--ia3-feedforward", default=IA3_FEEDFORWARD,
+                    help="regex (full match); the subset of the targets that gets input scaling")
+    ap.add_argument("--save-adapter", type=Path, default=None,
+                    help="lora/ia3: save_pretrained() the trained adapter to this directory")
     args = ap.parse_args()
-    lr = args.lr if args.lr is not None else (5e-5 if args.method == "full" else 5e-4)
+    lr = args.lr if args.lr is not None else {"full": 5e-5, "lora": 5e-4, "ia3": 3e-3}[args.method]
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -236,6 +257,23 @@ def main() -> int:
                          lora_dropout=args.lora_dropout, target_modules=args.lora_targets.split(","))
         model = get_peft_model(model, cfg)
         n_train, n_total = model.get_nb_trainable_parameters()
+    elif args.method == "ia3":
+        import peft
+        from peft import IA3Config, TaskType, get_peft_model
+        peft_version = peft.__version__
+        cfg = IA3Config(task_type=TaskType.SEQ_CLS, target_modules=args.ia3_targets,
+                        feedforward_modules=args.ia3_feedforward)
+        model = get_peft_model(model, cfg)
+        n_train, n_total = model.get_nb_trainable_parameters()
+        from peft.tuners.ia3 import IA3Layer
+        ia3_mods = [(n, m) for n, m in model.named_modules() if isinstance(m, IA3Layer)]
+        for n, m in ia3_mods:
+            shape = tuple(m.ia3_l["default"].shape)
+            print(f"  ia3 {'feedforward (input) ' if m.is_feedforward else 'output'} scaling {n} {shape}", flush=True)
+        n_ff = sum(1 for _, m in ia3_mods if m.is_feedforward)
+        if any(".attention.output.dense" in n for n, _ in ia3_mods):
+            raise SystemExit("ia3: attention.output.dense was matched; fix --ia3-targets")
+        print(f"  ia3: {len(ia3_mods)} modules ({n_ff} feedforward)", flush=True)
     else:
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_total = sum(p.numel() for p in model.parameters())
@@ -315,6 +353,9 @@ def main() -> int:
           f"{tok_s:.0f} real tok/s (steps 6..{args.steps}), train loop {train_s:.1f}s, "
           f"peak RSS {rss / 2**20:.1f} MiB, trainable {n_train} of {n_total} ({100.0 * n_train / n_total:.3f}%), "
           f"wall {wall:.1f}s", flush=True)
+    if args.save_adapter and args.method != "full":
+        model.save_pretrained(str(args.save_adapter))
+        print(f"adapter saved to {args.save_adapter}", flush=True)
     if args.json:
         out = {
             "method": args.method, "steps": args.steps, "batch_size": args.batch_size,
@@ -324,7 +365,11 @@ def main() -> int:
             "transformers": transformers.__version__, "peft": peft_version, "threads": args.threads,
             "attn_implementation": attn_used, "wall_s": wall, "train_loop_s": train_s, "seed": args.seed,
             "warmup_steps": warmup, "evals": evals,
+            "command": " ".join([sys.executable] + sys.argv),
+            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
         }
+        if args.method == "ia3":
+            out.update(ia3_targets=args.ia3_targets, ia3_feedforward=args.ia3_feedforward)
         if args.method == "lora":
             out.update(lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                        lora_targets=args.lora_targets)
