@@ -5,42 +5,11 @@
 #include "adapters/bottleneck_adapter.h"
 #include "adapters/krona.h"
 #include "adapters/phm.h"
-#include "core/backbones/bert_model.h"
-#include "core/backbones/gpt2_model.h"
+#include "adapters/target_linears.h"
 
 namespace ladder::adapters {
 
 namespace {
-
-// The seams of one transformer layer and the dotted names the methods register under.
-struct LayerSeams {
-  std::string layer;      // "encoder.layer.3" / "h.3"
-  std::string attn_site;  // "encoder.layer.3.attention.output" / "h.3.attn"
-  std::string ffn_site;   // "encoder.layer.3.output" / "h.3.mlp"
-  std::string block_site; // "encoder.layer.3.ffn" / "h.3.mlp" (KronA^B)
-  core::SublayerHook** after_attention;
-  core::SublayerHook** after_ffn;
-  core::LinearBranch** ffn_parallel;
-};
-
-std::vector<LayerSeams> layer_seams(core::Backbone& b, const std::string& method) {
-  std::vector<LayerSeams> out;
-  if (auto* bert = dynamic_cast<core::BertModel*>(&b)) {
-    for (auto* l : bert->layers()) {
-      const std::string p = "encoder.layer." + std::to_string(l->layer_index);
-      out.push_back({p, p + ".attention.output", p + ".output", p + ".ffn", &l->after_attention, &l->after_ffn,
-                     &l->ffn_parallel});
-    }
-  } else if (auto* gpt = dynamic_cast<core::Gpt2Model*>(&b)) {
-    for (auto* blk : gpt->blocks()) {
-      const std::string p = "h." + std::to_string(blk->layer_index);
-      out.push_back({p, p + ".attn", p + ".mlp", p + ".mlp", &blk->after_attention, &blk->after_ffn, &blk->ffn_parallel});
-    }
-  } else {
-    throw std::invalid_argument(method + ": supports bert and gpt2 backbones, not '" + b.name() + "'");
-  }
-  return out;
-}
 
 [[noreturn]] void seam_taken(const std::string& method, const std::string& seam) {
   throw std::invalid_argument(method + ": seam '" + seam +
@@ -56,16 +25,16 @@ bool is_layer_norm(const std::string& n) {
 // houlsby, pfeiffer, compacter, compacter++.
 class BottleneckMethod : public Method {
  public:
-  BottleneckMethod(std::string name, core::Backbone& b, const MethodOptions& opt, bool at_attention, bool at_ffn,
+  BottleneckMethod(std::string name, core::Backbone& b, const MethodConfig& opt, bool at_attention, bool at_ffn,
                    bool phm)
       : name_(std::move(name)) {
-    const auto seams = layer_seams(b, name_);
+    const auto seams = b.layer_seams();
     for (const auto& s : seams) {  // check every seam before installing anything
-      if (at_attention && *s.after_attention) seam_taken(name_, s.layer + " after_attention");
-      if (at_ffn && *s.after_ffn) seam_taken(name_, s.layer + " after_ffn");
+      if (at_attention && *s.after_attention) seam_taken(name_, s.prefix + " after_attention");
+      if (at_ffn && *s.after_ffn) seam_taken(name_, s.prefix + " after_ffn");
     }
-    const auto act = parse_adapter_activation(opt.adapter_activation);
-    const int d = b.config().hidden, rf = opt.adapter_reduction, n = opt.compacter_n;
+    const auto act = parse_adapter_activation(opt.text("adapter_activation"));
+    const int d = b.config().hidden, rf = opt.integer("adapter_reduction"), n = opt.integer("compacter_n");
     // shapes checked before anything is registered
     if (rf <= 0 || d % rf != 0)
       throw std::invalid_argument(name_ + ": hidden width " + std::to_string(d) + " is not divisible by adapter_reduction " +
@@ -74,10 +43,10 @@ class BottleneckMethod : public Method {
       throw std::invalid_argument(name_ + ": hidden width " + std::to_string(d) + " and bottleneck " +
                                   std::to_string(d / rf) + " must be divisible by compacter_n " + std::to_string(n));
     auto& reg = b.params();
-    core::Parameter* rule = phm ? &add_phm_rule(reg, opt.compacter_n, opt.seed) : nullptr;
+    core::Parameter* rule = phm ? &add_phm_rule(reg, n, opt.seed) : nullptr;
     auto make = [&](const std::string& site) {
-      return phm ? make_compacter_adapter(reg, site, d, opt.adapter_reduction, *rule, act, opt.seed)
-                 : BottleneckAdapter::dense(reg, site, d, opt.adapter_reduction, act, AdapterInit::bert, opt.seed);
+      return phm ? make_compacter_adapter(reg, site, d, rf, *rule, act, opt.seed)
+                 : BottleneckAdapter::dense(reg, site, d, rf, act, AdapterInit::bert, opt.seed);
     };
     for (const auto& s : seams) {
       if (at_attention) {
@@ -89,7 +58,7 @@ class BottleneckMethod : public Method {
         *s.after_ffn = adapters_.back().get();
       }
     }
-    if (opt.train_layer_norms) {
+    if (opt.flag("train_layer_norms")) {
       int n_ln = 0;
       for (auto& p : reg.all())
         if (is_layer_norm(p->name)) {
@@ -109,18 +78,18 @@ class BottleneckMethod : public Method {
 // KronA beside the krona_targets Linears.
 class KronaMethod : public BranchMethod<KronaBranch> {
  public:
-  KronaMethod(core::Backbone& b, const MethodOptions& opt) {
-    const auto targets = select_linears(b, opt.krona_targets);
+  KronaMethod(core::Backbone& b, const MethodConfig& opt) {
+    const int a1 = opt.integer("krona_a1"), a2 = opt.integer("krona_a2");
+    const auto targets = select_linears(b, opt.list("krona_targets"));
     for (auto& [name, lin] : targets)
       if (lin->branch) seam_taken("krona", name + " (Linear branch: LoRA, DyLoRA or KronA)");
-      else if (opt.krona_a1 <= 0 || opt.krona_a2 <= 0 || lin->in % opt.krona_a1 || lin->out % opt.krona_a2)
+      else if (a1 <= 0 || a2 <= 0 || lin->in % a1 || lin->out % a2)
         throw std::invalid_argument("krona: '" + name + "' is " + std::to_string(lin->in) + " -> " +
-                                    std::to_string(lin->out) + "; krona_a1 = " + std::to_string(opt.krona_a1) +
-                                    " must divide the input width and krona_a2 = " + std::to_string(opt.krona_a2) +
+                                    std::to_string(lin->out) + "; krona_a1 = " + std::to_string(a1) +
+                                    " must divide the input width and krona_a2 = " + std::to_string(a2) +
                                     " the output width");
     for (auto& [name, lin] : targets)
-      branches_.push_back(std::make_unique<KronaBranch>(b.params(), name, *lin, opt.krona_a1, opt.krona_a2,
-                                                        opt.krona_scale, opt.seed));
+      branches_.push_back(std::make_unique<KronaBranch>(b.params(), name, *lin, a1, a2, opt.real("krona_scale"), opt.seed));
   }
   std::string name() const override { return "krona"; }
 };
@@ -129,18 +98,18 @@ class KronaMethod : public BranchMethod<KronaBranch> {
 // linear).
 class KronaBlockMethod : public Method {
  public:
-  KronaBlockMethod(core::Backbone& b, const MethodOptions& opt, bool residual)
+  KronaBlockMethod(core::Backbone& b, const MethodConfig& opt, bool residual)
       : name_(residual ? "krona_b_res" : "krona_b") {
-    const auto seams = layer_seams(b, name_);
+    const auto seams = b.layer_seams();
     for (const auto& s : seams)
-      if (*s.ffn_parallel) seam_taken(name_, s.layer + " ffn_parallel");
-    const int d = b.config().hidden;
-    if (opt.krona_a1 <= 0 || opt.krona_a2 <= 0 || d % opt.krona_a1 || d % opt.krona_a2)
+      if (*s.ffn_parallel) seam_taken(name_, s.prefix + " ffn_parallel");
+    const int d = b.config().hidden, a1 = opt.integer("krona_a1"), a2 = opt.integer("krona_a2");
+    if (a1 <= 0 || a2 <= 0 || d % a1 || d % a2)
       throw std::invalid_argument(name_ + ": hidden width " + std::to_string(d) + " is not divisible by krona_a1 = " +
-                                  std::to_string(opt.krona_a1) + " and krona_a2 = " + std::to_string(opt.krona_a2));
+                                  std::to_string(a1) + " and krona_a2 = " + std::to_string(a2));
     for (const auto& s : seams) {
-      branches_.push_back(std::make_unique<KronaBranch>(b.params(), s.block_site, d, d, opt.krona_a1, opt.krona_a2,
-                                                        opt.krona_scale, residual, opt.seed));
+      branches_.push_back(std::make_unique<KronaBranch>(b.params(), s.block_site, d, d, a1, a2, opt.real("krona_scale"),
+                                                        residual, opt.seed));
       *s.ffn_parallel = branches_.back().get();
     }
   }
@@ -153,21 +122,66 @@ class KronaBlockMethod : public Method {
 
 }  // namespace
 
-std::vector<std::string> adapter_method_names() {
-  return {"houlsby", "pfeiffer", "compacter", "compacter++", "krona", "krona_b", "krona_b_res"};
+namespace {
+
+std::vector<OptionSpec> bottleneck_options(bool phm) {
+  std::vector<OptionSpec> o = {
+      {"adapter_reduction", OptionType::integer, 16, "bottleneck adapters: m = d / reduction", positive()},
+      {"adapter_activation", OptionType::text, std::string("relu"), "relu, swish (silu), gelu or gelu_new", one_of({"relu", "swish", "silu", "gelu", "gelu_new"})},
+      {"train_layer_norms", OptionType::boolean, false, "also train the backbone's LayerNorms", nullptr}};
+  if (phm) o.push_back({"compacter_n", OptionType::integer, 4, "PHM components", positive()});
+  return o;
 }
 
-std::unique_ptr<Method> make_adapter_method(const std::string& name, core::Backbone& b, const MethodOptions& opt) {
-  if (name == "houlsby") return std::make_unique<BottleneckMethod>(name, b, opt, true, true, false);
-  if (name == "pfeiffer") return std::make_unique<BottleneckMethod>(name, b, opt, false, true, false);
-  if (name == "compacter") return std::make_unique<BottleneckMethod>(name, b, opt, true, true, true);
-  if (name == "compacter++") return std::make_unique<BottleneckMethod>(name, b, opt, false, true, true);
-  if (name == "krona") return std::make_unique<KronaMethod>(b, opt);
-  if (name == "krona_b") return std::make_unique<KronaBlockMethod>(b, opt, false);
-  if (name == "krona_b_res") return std::make_unique<KronaBlockMethod>(b, opt, true);
-  std::string valid;
-  for (auto& n : adapter_method_names()) valid += (valid.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown adapter method '" + name + "'; valid: " + valid);
+std::vector<OptionSpec> krona_options(bool targets) {
+  std::vector<OptionSpec> o = {{"krona_a1", OptionType::integer, 16, "KronA factor A rows", nullptr},
+                               {"krona_a2", OptionType::integer, 16, "KronA factor A columns", nullptr},
+                               {"krona_scale", OptionType::real, 1.0f, "KronA scale s", nullptr}};
+  if (targets)
+    o.push_back({"krona_targets", OptionType::list, std::vector<std::string>{"query", "value"}, "KronA target Linears", nullptr});
+  return o;
+}
+
+MethodInfo bottleneck_info(const std::string& name, const std::string& summary, bool at_attention, bool phm) {
+  MethodInfo m;
+  m.name = name;
+  m.summary = summary;
+  m.options = bottleneck_options(phm);
+  m.make = [name, at_attention, phm](core::Backbone& b, const MethodConfig& o) -> std::unique_ptr<Method> {
+    return std::make_unique<BottleneckMethod>(name, b, o, at_attention, true, phm);
+  };
+  return m;
+}
+
+MethodInfo krona_block_info(bool residual) {
+  MethodInfo m;
+  m.name = residual ? "krona_b_res" : "krona_b";
+  m.summary = residual ? "KronA^B_res: krona_b plus a learnable residual scale" : "KronA^B: a Kronecker branch parallel to each FFN";
+  m.options = krona_options(false);
+  m.make = [residual](core::Backbone& b, const MethodConfig& o) -> std::unique_ptr<Method> {
+    return std::make_unique<KronaBlockMethod>(b, o, residual);
+  };
+  return m;
+}
+
+}  // namespace
+
+std::vector<MethodInfo> adapter_method_infos() {
+  std::vector<MethodInfo> v;
+  v.push_back(bottleneck_info("houlsby", "Houlsby adapters after attention and after the FFN", true, false));
+  v.push_back(bottleneck_info("pfeiffer", "Pfeiffer adapter after the FFN", false, false));
+  v.push_back(bottleneck_info("compacter", "Compacter (LPHM adapters) after attention and after the FFN", true, true));
+  v.push_back(bottleneck_info("compacter++", "Compacter++ (LPHM adapter) after the FFN", false, true));
+  MethodInfo k;
+  k.name = "krona";
+  k.summary = "KronA: Kronecker-product branches beside the target Linears";
+  k.options = krona_options(true);
+  k.make = [](core::Backbone& b, const MethodConfig& o) -> std::unique_ptr<Method> { return std::make_unique<KronaMethod>(b, o); };
+  k.exports = export_merged;
+  v.push_back(std::move(k));
+  v.push_back(krona_block_info(false));
+  v.push_back(krona_block_info(true));
+  return v;
 }
 
 }  // namespace ladder::adapters

@@ -1,7 +1,7 @@
 #pragma once
 // Bottleneck-adapter and Kronecker methods as Methods (adapters/method.h). Each owns its modules,
-// installs them at the backbone's seams when constructed and never uninstalls them: a method lives as long
-// as its backbone. Supported backbones: BERT and GPT-2.
+// installs them at the backbone's layer seams when constructed and never uninstalls them: a method lives
+// as long as its backbone. Any backbone that declares its seams (core/backbones/backbone.h) gets them.
 //   houlsby      dense adapters after attention and after the FFN of every layer (AdapterHub DoubleSeqBn
 //                placement), m = d / adapter_reduction, adapter_activation
 //   pfeiffer     dense adapter after the FFN only (AdapterHub's SeqBnConfig placement; the Compacter repo's
@@ -23,12 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "adapters/method.h"
+#include "adapters/method_registry.h"
 
 namespace ladder::adapters {
 
-// One of adapter_method_names(); throws listing them otherwise.
-std::unique_ptr<Method> make_adapter_method(const std::string& name, core::Backbone& backbone, const MethodOptions& opt);
-std::vector<std::string> adapter_method_names();
+// The registry entries of the seven methods above, in this order.
+std::vector<MethodInfo> adapter_method_infos();
 
 }  // namespace ladder::adapters

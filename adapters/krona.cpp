@@ -167,9 +167,7 @@ std::vector<float> KronaBranch::materialize() const {
 void KronaBranch::add_delta(float sign) {
   if (!base_) throw std::logic_error("krona: '" + name_ + "' is not beside a Linear and cannot merge");
   core::Parameter& w = *base_->weight;
-  // A memory-mapped frozen weight is read-only: give it an owned copy before writing into it.
-  if (!w.value.storage()->owned())
-    w.value = w.value.clone(w.trainable ? MemCategory::trainable_weights : MemCategory::frozen_weights);
+  w.writable_f32();
   const auto K = materialize();  // [in, out]
   float* W = w.w();
   if (base_->layout == core::WeightLayout::out_in) {  // W [out, in]

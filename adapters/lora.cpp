@@ -32,7 +32,7 @@ LoraBranch::LoraBranch(core::ParameterRegistry& reg, const std::string& module, 
   // Tensor parallelism: beside a column-parallel W (this rank's output rows) A is replicated and B holds the
   // same rows; beside a row-parallel W (this rank's input columns) A holds those columns and B is
   // replicated. The replicated factor's gradient is then this rank's share of a sum over the group.
-  const core::TensorParallelGroup* tp = base.tp && base.tp->size() > 1 ? base.tp : nullptr;
+  const core::TensorParallelGroup* tp = core::tp_active(base.tp) ? base.tp : nullptr;
   const bool column = tp && base.parallel == core::Linear::Parallel::column;
   const bool row = tp && base.parallel == core::Linear::Parallel::row;
   const core::ShardSpec& ws = base.weight->shard;
@@ -136,8 +136,7 @@ void LoraBranch::backward(float* dx, const float* dy, const float* x, int N, int
 
 void LoraBranch::add_delta(float sign) {
   core::Parameter& w = *base_.weight;
-  // A memory-mapped frozen weight is read-only: give it an owned copy before writing into it.
-  if (!w.value.storage()->owned()) w.value = w.value.clone(w.trainable ? MemCategory::trainable_weights : MemCategory::frozen_weights);
+  w.writable_f32();
   const int in = base_.in, out = base_.out, b = b_;
   if (base_.layout == core::WeightLayout::out_in)  // W [out, in] += s B A
     core::gemm(false, false, out, in, b, sign * scale(), B_->w(), r_, A_->w(), in, 1.0f, w.w(), in);

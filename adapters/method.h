@@ -1,34 +1,32 @@
 #pragma once
-// Parameter-efficient methods applied to a loaded backbone. A method decides which parameters train and
-// installs its modules at the backbone's seams (Linear branches, sublayer hooks); methods compose with '+'
-// ("lora+bitfit"), and a combination that cannot work is an error naming both.
+// A parameter-efficient method applied to a loaded backbone. A method decides which parameters train and
+// installs its modules at the backbone's seams (core/backbones/backbone.h: Linears by role, sublayer hooks,
+// Linear branches and scales); methods compose with '+' ("lora+bitfit"). adapters/method_registry.h lists
+// them with their options; a method is added by implementing this interface in its own files.
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "adapters/lora.h"
 #include "core/backbones/backbone.h"
 
 namespace ladder::adapters {
 
-struct MethodOptions {
-  // LoRA / DyLoRA
-  LoraOptions lora;                                        // r (r_max for DyLoRA), alpha, dropout
-  std::vector<std::string> lora_targets = {"query", "value"};  // query key value attention_output ffn_in ffn_out (qkv = all three)
-  bool dylora_frozen = true;                               // the paper code's "frozen" mode
-  // Bottleneck adapters (Houlsby: after attention and FFN; Pfeiffer: after the FFN only) and Compacter
-  int adapter_reduction = 16;            // bottleneck m = d / reduction
-  std::string adapter_activation = "relu";
-  int compacter_n = 4;                   // PHM components (d and m must be divisible by n)
-  bool train_layer_norms = false;        // Compacter configs unfreeze the backbone's LayerNorms
-  // KronA: the Kronecker factor A_k is [krona_a1, krona_a2] (B_k is [in/a2... see adapters/krona.h])
-  int krona_a1 = 16, krona_a2 = 16;
-  float krona_scale = 1.0f;
-  std::vector<std::string> krona_targets = {"query", "value"};
-  // Prompt tuning: soft tokens inserted after [CLS] (BERT) or before the text (GPT-2)
-  int prompt_tokens = 20;
-  uint64_t seed = 42;
+// Several models trained at once by one run (DyLoRA: every rank 1..r_max), by size. `unit` names a size in
+// reports ("rank" -> report key "dylora_rank_3").
+struct SubModels {
+  std::string unit;
+  std::vector<int> sizes;  // ascending; the last is the whole model
+};
+
+// A PEFT adapter as `ladder export --format peft` writes it: adapter_config.json's method keys (peft_type,
+// r, target_modules, ...) and the method's tensors under their backbone module names
+// ("encoder.layer.0.attention.self.query.lora_A.weight"; the exporter adds PEFT's prefixes).
+struct PeftAdapter {
+  nlohmann::json config;
+  std::vector<std::pair<std::string, core::Tensor>> tensors;
 };
 
 class Method {
@@ -42,9 +40,16 @@ class Method {
   virtual bool mergeable() const { return false; }
   virtual void merge() {}
   virtual void unmerge() {}
-  // Prompt tuning: how many soft tokens to insert into every example (ids vocab .. vocab+P-1), and where
-  // (after [CLS] for BERT, first for GPT-2). 0 for every other method.
+  // Prompt tuning: how many soft tokens to insert into every example (ids vocab .. vocab+P-1), at the
+  // backbone's prompt_position(). 0 for every other method.
   virtual int prompt_tokens() const { return 0; }
+  // The sub-models the method trains at once; empty sizes: just one. select_sub_model(size) makes one of
+  // them the model forward runs (0 = the whole model, as evaluation and checkpoint selection use it).
+  virtual SubModels sub_models() const { return {}; }
+  virtual void select_sub_model(int /*size*/) {}
+  // The method's trained state as a PEFT adapter (at the selected sub-model), or false when PEFT has no
+  // equivalent. `all_modules` are every module name of the backbone (for unambiguous target_modules).
+  virtual bool peft_adapter(PeftAdapter& /*out*/, const std::vector<std::string>& /*all_modules*/) const { return false; }
 };
 
 // A method made of branches that fold into their Linears (LoRA, DyLoRA, KronA).
@@ -69,35 +74,11 @@ void insert_prompt_tokens(const std::vector<std::unique_ptr<Method>>& methods, c
                           std::vector<int32_t>& ids, std::vector<int32_t>& type_ids, std::vector<int32_t>& mask);
 int total_prompt_tokens(const std::vector<std::unique_ptr<Method>>& methods);
 
-// Parses "full", "bitfit", "lora", "dylora", "lora+bitfit", ... and applies each. Unknown names list the
-// valid ones. Call before ParameterRegistry::allocate_gradients().
-std::vector<std::unique_ptr<Method>> apply_methods(core::Backbone& backbone, const std::string& spec,
-                                                   const MethodOptions& opt);
-// The valid method names.
-std::vector<std::string> method_names();
+// The one method of a list that trains sub-models, or null (two such methods in one run are an error).
+Method* sub_model_method(const std::vector<std::unique_ptr<Method>>& methods);
 
-// LoRA's target names mapped to this backbone's Linear module names ("query" -> ".attention.self.query").
-std::vector<std::pair<std::string, core::Linear*>> select_linears(core::Backbone& backbone,
-                                                                  const std::vector<std::string>& targets);
-
-class DyLoraMethod;
-// For `ladder eval` at every rank: the DyLoRA method of a method list, or null.
-DyLoraMethod* find_dylora(const std::vector<std::unique_ptr<Method>>& methods);
-
-class DyLoraMethod : public BranchMethod<LoraBranch> {
- public:
-  DyLoraMethod(core::Backbone& backbone, const MethodOptions& opt);
-  std::string name() const override { return "dylora"; }
-  // b ~ Uniform{1..r_max} from (seed, global step): identical on every process.
-  void on_step_begin(uint64_t global_step) override;
-  // Evaluation at a fixed rank (no freezing).
-  void set_rank(int b);
-  int r_max() const { return opt_.lora.r; }
-  int current_rank() const { return rank_; }
-
- private:
-  MethodOptions opt_;
-  int rank_;
-};
+// PEFT's target_modules for the modules a method changed: for each the shortest dotted suffix that
+// matches no other module (PEFT matches a target t on module name k when k ends with "." + t).
+std::vector<std::string> peft_targets(const std::vector<std::string>& changed, const std::vector<std::string>& all_modules);
 
 }  // namespace ladder::adapters

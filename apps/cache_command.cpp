@@ -23,7 +23,7 @@ int cache_command(const std::vector<std::string>& args) {
   TrainConfig cfg;
   if (!parse_train_config(args, cfg, nullptr, "cache")) return 0;
   // The stores hold backbone activations only: the side network's initialisation does not matter here.
-  if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
+  if (cfg.method_config.text("lst_init") == "fisher") cfg.method_config.set("lst_init", std::string("magnitude"));
   cfg.cache_use = false;  // a config that trains from the store also writes it: the backbone runs here
   DataParallel dp(cfg.tp);
   return dp.run([&] {

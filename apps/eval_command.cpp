@@ -1,7 +1,7 @@
 // `ladder eval --checkpoint CKPT`: rebuilds a training run from the config stored in its checkpoint (with
 // --section.key overrides, e.g. --task.data_dir), loads the trained parameters and evaluates the task's dev
-// split(s) (MNLI: matched and mismatched). A DyLoRA checkpoint evaluates at any list of ranks from the one
-// file (--ranks all); --advglue DEV_JSON adds the AdvGLUE set(s) of the task and the drop from the benign dev
+// split(s) (MNLI: matched and mismatched). A checkpoint of a method that trains sub-models (its registry
+// entry's sub_models(), e.g. every rank) evaluates at any list of them from the one file (--ranks all); --advglue DEV_JSON adds the AdvGLUE set(s) of the task and the drop from the benign dev
 // score; --dump-logits FILE.json writes the first dev split's inputs and logits (for checks against PyTorch).
 #include <algorithm>
 #include <cstdio>
@@ -103,7 +103,7 @@ int eval_command(const std::vector<std::string>& args) {
   desc.add_options()
       ("checkpoint", po::value<std::string>(&ckpt_arg)->required(), "checkpoint file, or a run's checkpoint folder / run directory")
       ("pick", po::value<std::string>(&pick)->default_value("latest"), "in a folder: 'latest' (newest complete checkpoint) or 'best' (best.h5)")
-      ("ranks", po::value<std::string>(&ranks_s)->default_value(""), "DyLoRA: 'all' (1..r_max) or a list such as 1,2,4 (default: r_max)")
+      ("ranks", po::value<std::string>(&ranks_s)->default_value(""), "sub-models of a method that trains several (their sizes, e.g. ranks): 'all' or a list such as 1,2,4 (default: the largest)")
       ("advglue", po::value<std::string>(&advglue)->default_value(""), "AdvGLUE dev.json: also evaluate the task's adversarial set(s) and report the drop")
       ("max-eval-examples", po::value<int>(&max_eval), "evaluate on the first N rows of each split (0 = all; default: the run's task.max_eval_examples)")
       ("dump-logits", po::value<std::string>(&dump_path)->default_value(""), "write the first dev split's inputs and logits to this JSON file");
@@ -135,14 +135,16 @@ int eval_command(const std::vector<std::string>& args) {
   load_trainable_params(rm, ck, path);
   const int32_t pad = data::TextEncoder::for_model(cfg.model_dir, rm.backbone->config().arch).pad_id();
 
-  // Ranks.
-  adapters::DyLoraMethod* dy = adapters::find_dylora(rm.methods);
+  // Sub-models of the run's method, by size.
+  adapters::Method* dy = adapters::sub_model_method(rm.methods);
+  const adapters::SubModels subs = dy ? dy->sub_models() : adapters::SubModels{};
+  const int r_max = dy ? subs.sizes.back() : 0;
   std::vector<int> ranks;
   if (!ranks_s.empty()) {
-    if (!dy) throw std::runtime_error("--ranks needs a DyLoRA checkpoint; this one is method '" + cfg.method + "'");
-    ranks = parse_ranks(ranks_s, dy->r_max());
+    if (!dy) throw std::runtime_error("--ranks needs a checkpoint of a method that trains sub-models; this one is method '" + cfg.method + "'");
+    ranks = parse_ranks(ranks_s, r_max);
   } else if (dy) {
-    ranks = {dy->r_max()};
+    ranks = {r_max};
   }
 
   // Splits: every dev file of the task, then the AdvGLUE keys.
@@ -177,7 +179,7 @@ int eval_command(const std::vector<std::string>& args) {
               info.name.c_str(), cfg.model_dir.c_str());
   for (auto& s : splits) std::printf("  %-20s %zu examples\n", s.name.c_str(), s.split.size());
 
-  // Evaluate at each rank (once when there is no DyLoRA).
+  // Evaluate at each sub-model (once when the method has none).
   const std::string& pm = info.primary_metric;
   auto& jm = report.metrics();
   jm["checkpoint"] = path;
@@ -188,7 +190,7 @@ int eval_command(const std::vector<std::string>& args) {
   std::vector<std::vector<EvalResult>> results;  // [rank][split]
   const std::vector<int> rank_list = ranks.empty() ? std::vector<int>{0} : ranks;
   for (int b : rank_list) {
-    if (dy) dy->set_rank(b);
+    if (dy) dy->select_sub_model(b);
     std::vector<EvalResult> row;
     for (auto& s : splits) row.push_back(evaluate(rm, s.split, cfg.eval_batch_size, pad));
     nlohmann::json jr;
@@ -209,7 +211,7 @@ int eval_command(const std::vector<std::string>& args) {
 
   // Print.
   if (rank_list.size() == 1) {
-    if (dy) std::printf("DyLoRA rank %d of %d\n", rank_list[0], dy->r_max());
+    if (dy) std::printf("%s %s %d of %d\n", dy->name().c_str(), subs.unit.c_str(), rank_list[0], r_max);
     for (size_t i = 0; i < splits.size(); ++i) {
       const auto& r = results[0][i];
       std::printf("%-20s %s, loss %.4f", splits[i].name.c_str(), format_metrics(r.metrics).c_str(), r.loss);
@@ -219,7 +221,7 @@ int eval_command(const std::vector<std::string>& args) {
       std::printf("\n");
     }
   } else {
-    std::printf("DyLoRA: %s at each rank (r_max %d)\n%-6s", pm.c_str(), dy->r_max(), "rank");
+    std::printf("%s: %s at each %s (up to %d)\n%-6s", dy->name().c_str(), pm.c_str(), subs.unit.c_str(), r_max, subs.unit.c_str());
     for (auto& s : splits) std::printf("  %16s", s.name.c_str());
     for (auto& s : splits)
       if (s.benign >= 0) std::printf("  %16s", ("drop " + s.name.substr(8)).c_str());
@@ -236,7 +238,7 @@ int eval_command(const std::vector<std::string>& args) {
 
   if (!dump_path.empty()) {
     const int b = rank_list.back();
-    if (dy) dy->set_rank(b);
+    if (dy) dy->select_sub_model(b);
     auto rows = data::read_glue_tsv(task, cfg.data_dir + "/" + info.dev_files[0]);
     nlohmann::json j;
     j["checkpoint"] = path;

@@ -1,6 +1,6 @@
 // `ladder export --checkpoint CKPT --format peft|merged --output DIR`: a trained run as files other tools read.
 //   peft    adapter_model.safetensors + adapter_config.json for PEFT's PeftModel.from_pretrained(base, DIR)
-//           (LoRA, and DyLoRA at one rank, which is a plain LoRA of rank b with the same alpha)
+//           (every method whose registry entry exports PEFT; a method with sub-models exports one of them)
 //   merged  a Hugging Face model directory (config.json, model.safetensors, tokenizer files) with the method
 //           folded into the backbone weights and the classification head: BertForSequenceClassification /
 //           GPT2ForSequenceClassification.from_pretrained(DIR) needs neither ladder nor PEFT
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "adapters/method.h"
+#include "adapters/method_registry.h"
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/report.h"
@@ -31,17 +32,10 @@
 
 namespace ladder::apps {
 
-// Defined in eval_command.cpp (shared by `eval` and `export`).
-
-
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string s;
@@ -98,47 +92,6 @@ void write_json(const std::string& path, const json& j) {
   if (!out) throw std::runtime_error(path + ": cannot write");
 }
 
-// PEFT's target_modules for the LoRA'd modules: for each one the shortest dotted suffix that matches no
-// other module of the model (PEFT matches a target t on module name k when k ends with "." + t).
-std::vector<std::string> peft_targets(const std::set<std::string>& lora_modules, const std::vector<std::string>& all_modules) {
-  std::set<std::string> out;
-  for (const auto& m : lora_modules) {
-    std::vector<std::string> parts;
-    for (size_t s = 0, e; s <= m.size(); s = e + 1) {
-      e = m.find('.', s);
-      if (e == std::string::npos) e = m.size();
-      parts.push_back(m.substr(s, e - s));
-    }
-    std::string chosen = m;
-    for (size_t k = 1; k <= parts.size(); ++k) {
-      std::string suffix;
-      for (size_t i = parts.size() - k; i < parts.size(); ++i) suffix += (suffix.empty() ? "" : ".") + parts[i];
-      bool ok = true;
-      for (const auto& other : all_modules)
-        if ((other == suffix || ends_with(other, "." + suffix)) && !lora_modules.count(other)) ok = false;
-      if (ok) {
-        chosen = suffix;
-        break;
-      }
-    }
-    out.insert(chosen);
-  }
-  return {out.begin(), out.end()};
-}
-
-// The first `b` rows of A [r, in] / first `b` columns of B [out, r], as owned f32 tensors.
-core::Tensor take_rank(const core::Tensor& t, bool is_A, int b) {
-  const auto& s = t.shape();
-  const int64_t rows = s[0], cols = s[1];
-  const auto v = t.to_floats();
-  if (is_A) return core::Tensor::from_floats(std::vector<float>(v.begin(), v.begin() + b * cols), {b, cols},
-                                             core::MemCategory::workspace);
-  std::vector<float> o(size_t(rows * b));
-  for (int64_t i = 0; i < rows; ++i)
-    for (int j = 0; j < b; ++j) o[size_t(i * b + j)] = v[size_t(i * cols + j)];
-  return core::Tensor::from_floats(o, {rows, b}, core::MemCategory::workspace);
-}
-
 void copy_tokenizer_files(const std::string& from, const std::string& to, std::vector<std::string>& copied) {
   for (const char* f : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
                         "special_tokens_map.json", "added_tokens.json"}) {
@@ -162,7 +115,7 @@ int export_command(const std::vector<std::string>& args) {
       ("pick", po::value<std::string>(&pick)->default_value("latest"), "in a folder: 'latest' (newest complete checkpoint) or 'best' (best.h5)")
       ("format", po::value<std::string>(&format)->required(), "peft (LoRA adapter for PEFT) or merged (Hugging Face model directory)")
       ("output", po::value<std::string>(&output)->required(), "directory to write (written to a temporary sibling, then renamed)")
-      ("rank", po::value<int>(&rank)->default_value(0), "DyLoRA: the rank to export (default r_max)")
+      ("rank", po::value<int>(&rank)->default_value(0), "the sub-model to export, by size, of a method that trains several (e.g. a rank; default: the largest)")
       ("overwrite", po::bool_switch(&overwrite), "replace an existing non-empty output directory");
   add_common_options(desc, threads, report_path);
   po::variables_map vm;
@@ -186,15 +139,20 @@ int export_command(const std::vector<std::string>& args) {
   const data::GlueTaskInfo& info = data::glue_task_info(data::parse_glue_task(cfg.task));
 
   // Check the method before loading anything big.
-  std::vector<std::string> names;
-  for (size_t s = 0, e; s <= cfg.method.size(); s = e + 1) {
-    e = cfg.method.find('+', s);
-    if (e == std::string::npos) e = cfg.method.size();
-    names.push_back(cfg.method.substr(s, e - s));
+  const adapters::ExportFormat fmt = format == "peft" ? adapters::export_peft : adapters::export_merged;
+  for (const auto& name : adapters::parse_method_spec(cfg.method)) {
+    const adapters::MethodInfo& mi = adapters::method_info(name);
+    if (mi.exports & fmt) continue;
+    std::string can;
+    for (const auto& m : adapters::method_registry())
+      if (m.exports & fmt) can += (can.empty() ? "" : ", ") + m.name + (m.peft_name.empty() || fmt != adapters::export_peft ? "" : " (" + m.peft_name + ")");
+    if (fmt == adapters::export_peft)
+      throw std::runtime_error("--format peft: method '" + name + "' has no PEFT equivalent (PEFT adapters: " + can +
+                               "); use --format merged for mergeable methods");
+    throw std::runtime_error("--format merged: method '" + name + "' cannot be folded into the backbone weights" +
+                             (mi.merge_note.empty() ? "" : " (" + mi.merge_note + ")") +
+                             "; use the checkpoint with ladder eval instead (mergeable: " + can + ")");
   }
-  if (format == "peft" && !(names.size() == 1 && (names[0] == "lora" || names[0] == "dylora")))
-    throw std::runtime_error("--format peft exports LoRA adapters only (method lora or dylora); this checkpoint's method is '" +
-                             cfg.method + "' (use --format merged for mergeable methods)");
 
   cfg.cache_use = false;  // a run trained from an activation store exports the model with its backbone
   RunModel rm = build_run_model(cfg);
@@ -205,12 +163,16 @@ int export_command(const std::vector<std::string>& args) {
   const std::string head_name = gpt2 ? "score" : "classifier";
   auto is_head = [&](const std::string& n) { return n.rfind(head_name + ".", 0) == 0; };
 
-  adapters::DyLoraMethod* dy = adapters::find_dylora(rm.methods);
-  if (rank != 0 && !dy) throw std::runtime_error("--rank applies to DyLoRA checkpoints; this one is method '" + cfg.method + "'");
-  const int r_export = dy ? (rank ? rank : dy->r_max()) : cfg.method_opt.lora.r;
-  if (dy && (r_export < 1 || r_export > dy->r_max()))
-    throw std::runtime_error("--rank " + std::to_string(r_export) + " is outside 1.." + std::to_string(dy->r_max()));
-  if (dy) dy->set_rank(r_export);
+  adapters::Method* sm = adapters::sub_model_method(rm.methods);
+  const adapters::SubModels subs = sm ? sm->sub_models() : adapters::SubModels{};
+  if (rank != 0 && !sm)
+    throw std::runtime_error("--rank picks a sub-model of a method that trains several; this checkpoint's method is '" +
+                             cfg.method + "'");
+  const int sub_size = sm ? (rank ? rank : subs.sizes.back()) : 0;
+  if (sm && std::find(subs.sizes.begin(), subs.sizes.end(), sub_size) == subs.sizes.end())
+    throw std::runtime_error("--rank " + std::to_string(sub_size) + " is outside " + std::to_string(subs.sizes.front()) +
+                             ".." + std::to_string(subs.sizes.back()));
+  if (sm) sm->select_sub_model(sub_size);
 
   StagedDir staged(output, overwrite);
   const std::string tmp = staged.tmp();
@@ -222,60 +184,39 @@ int export_command(const std::vector<std::string>& args) {
   jm["method"] = cfg.method;
 
   if (format == "peft") {
-    std::set<std::string> lora_modules;
-    for (const auto& [name, t] : ck.params) {
-      const bool a = ends_with(name, ".lora_A"), b = ends_with(name, ".lora_B");
-      if (a || b) {
-        const std::string module = name.substr(0, name.size() - 7);
-        lora_modules.insert(module);
-        tensors.emplace_back("base_model.model." + backbone_prefix + module + (a ? ".lora_A.weight" : ".lora_B.weight"),
-                             dy ? take_rank(t, a, r_export) : t);
-      } else if (is_head(name)) {
-        tensors.emplace_back("base_model.model." + name, t);
-      } else {
-        throw std::runtime_error(path + ": parameter '" + name + "' has no place in a PEFT LoRA adapter");
-      }
-    }
     std::vector<std::string> modules;
     for (auto& [n, lin] : bb.linear_modules()) modules.push_back(n);
-    if (!gpt2) modules.push_back("pooler.dense");
+    if (bb.has_pooler()) modules.push_back("pooler.dense");
     modules.push_back(head_name);
-    const auto targets = peft_targets(lora_modules, modules);
-    json cj = {{"peft_type", "LORA"},
-               {"task_type", "SEQ_CLS"},
-               {"base_model_name_or_path", fs::absolute(cfg.model_dir).lexically_normal().string()},
-               {"r", r_export},
-               {"lora_alpha", cfg.method_opt.lora.alpha},
-               {"lora_dropout", cfg.method_opt.lora.dropout},
-               {"target_modules", targets},
-               {"fan_in_fan_out", gpt2},
-               {"bias", "none"},
-               {"modules_to_save", json::array({head_name})},
-               {"inference_mode", true},
-               {"init_lora_weights", true},
-               {"use_rslora", false},
-               {"use_dora", false},
-               {"rank_pattern", json::object()},
-               {"alpha_pattern", json::object()},
-               {"layers_to_transform", nullptr},
-               {"layers_pattern", nullptr},
-               {"revision", nullptr}};
+    adapters::PeftAdapter adapter;
+    for (auto& m : rm.methods)
+      if (!m->peft_adapter(adapter, modules))
+        throw std::runtime_error("--format peft: method '" + m->name() + "' has no PEFT equivalent");
+    for (auto& [name, t] : adapter.tensors) tensors.emplace_back("base_model.model." + backbone_prefix + name, t);
+    for (auto& p : bb.params().all())
+      if (is_head(p->name)) tensors.emplace_back("base_model.model." + p->name, p->value);
+    json cj = adapter.config;
+    cj["task_type"] = "SEQ_CLS";
+    cj["base_model_name_or_path"] = fs::absolute(cfg.model_dir).lexically_normal().string();
+    cj["modules_to_save"] = json::array({head_name});
+    cj["inference_mode"] = true;
+    cj["revision"] = nullptr;
     core::write_safetensors(tmp + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
     write_json(tmp + "/adapter_config.json", cj);
     staged.commit();
-    std::printf("ladder export: %s (step %lld, %s%s) -> %s: PEFT LoRA adapter, r %d, alpha %g, targets %s, %zu tensors\n",
-                path.c_str(), (long long)ck.step, cfg.method.c_str(), dy ? (" at rank " + std::to_string(r_export)).c_str() : "",
-                output.c_str(), r_export, double(cfg.method_opt.lora.alpha), join(targets).c_str(), tensors.size());
-    jm["rank"] = r_export;
-    jm["target_modules"] = targets;
+    std::string targets = cj.contains("target_modules") ? cj["target_modules"].dump() : "";
+    std::printf("ladder export: %s (step %lld, %s%s) -> %s: PEFT %s adapter, targets %s, %zu tensors\n", path.c_str(),
+                (long long)ck.step, cfg.method.c_str(),
+                sm ? (" at " + subs.unit + " " + std::to_string(sub_size)).c_str() : "", output.c_str(),
+                cj.value("peft_type", std::string("?")).c_str(), targets.c_str(), tensors.size());
+    if (sm) jm[subs.unit] = sub_size;
+    else if (cj.contains("r")) jm["rank"] = cj["r"];
+    jm["target_modules"] = cj["target_modules"];
   } else {
-    if (rm.side)
-      throw std::runtime_error("--format merged: an LST side network is a second model beside the backbone and cannot be "
-                               "folded into its weights; use the checkpoint with ladder eval instead");
     for (auto& m : rm.methods) {
       if (!m->mergeable())
         throw std::runtime_error("--format merged: method '" + m->name() +
-                                 "' cannot be folded into the backbone weights (mergeable: full, bitfit, lora, dylora, krona); "
+                                 "' cannot be folded into the backbone weights; "
                                  "use the checkpoint with ladder eval instead");
     }
     for (auto& m : rm.methods)
@@ -324,7 +265,7 @@ int export_command(const std::vector<std::string>& args) {
     }
     cj["finetuning_task"] = info.name;
     cj["ladder_export"] = {{"checkpoint", path}, {"step", ck.step}, {"method", cfg.method}};
-    if (dy) cj["ladder_export"]["dylora_rank"] = r_export;
+    if (sm) cj["ladder_export"][sm->name() + "_" + subs.unit] = sub_size;
 
     core::write_safetensors(tmp + "/model.safetensors", tensors, {{"format", "pt"}});
     write_json(tmp + "/config.json", cj);
@@ -332,12 +273,12 @@ int export_command(const std::vector<std::string>& args) {
     copy_tokenizer_files(cfg.model_dir, tmp, copied);
     staged.commit();
     std::printf("ladder export: %s (step %lld, %s%s) -> %s: %s with %zu tensors (%zu backbone + head), tokenizer files: %s\n",
-                path.c_str(), (long long)ck.step, cfg.method.c_str(), dy ? (" merged at rank " + std::to_string(r_export)).c_str() : " merged",
+                path.c_str(), (long long)ck.step, cfg.method.c_str(), sm ? (" merged at " + subs.unit + " " + std::to_string(sub_size)).c_str() : " merged",
                 output.c_str(), cj["architectures"][0].get<std::string>().c_str(), tensors.size(), n_backbone,
                 copied.empty() ? "none" : join(copied).c_str());
     jm["tensors"] = tensors.size();
     jm["tokenizer_files"] = copied;
-    if (dy) jm["rank"] = r_export;
+    if (sm) jm[subs.unit] = sub_size;
   }
   report.write(report_path);
   return 0;

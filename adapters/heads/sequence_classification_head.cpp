@@ -3,8 +3,6 @@
 #include <random>
 #include <stdexcept>
 
-#include "core/backbones/bert_model.h"
-#include "core/backbones/gpt2_model.h"
 #include "core/kernels/dropout.h"
 #include "core/kernels/losses.h"
 
@@ -23,8 +21,7 @@ SequenceClassificationHead::SequenceClassificationHead(core::Backbone& backbone,
   if (num_labels < 1) throw std::invalid_argument("classification head: num_labels must be >= 1");
   const int C = backbone.config().hidden;
   if (!gpt2_) {
-    auto* bert = dynamic_cast<core::BertModel*>(&backbone);
-    if (!bert || !bert->has_pooler())
+    if (!backbone.has_pooler())
       throw std::runtime_error("sequence classification on BERT needs the pooler (pooler.dense) in the checkpoint");
   }
   std::mt19937_64 g(seed ^ 0x5eedc1a55ull);
@@ -46,7 +43,7 @@ SequenceClassificationHead::SequenceClassificationHead(core::Backbone& backbone,
 }
 
 const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, const core::StepOptions& opt) {
-  if (!gpt2_) return forward_on(static_cast<core::BertModel&>(backbone_).pooled().data<float>(), b, opt);
+  if (!gpt2_) return forward_on(backbone_.pooled().data<float>(), b, opt);
   batch_ = b;
   opt_ = opt;
   const int C = backbone_.config().hidden, B = b.B;
@@ -126,7 +123,7 @@ void SequenceClassificationHead::backward(const int32_t* labels, const float* sc
     for (int r = 0; r < B; ++r)
       core::dropout_backward(din + size_t(r) * C, din + size_t(r) * C, size_t(C), dropout_,
                              core::derive_seed(opt_.seed, kHeadDropoutSite), uint64_t(opt_.samples.of(r)) * uint64_t(C));
-  static_cast<core::BertModel&>(backbone_).backward(nullptr, din, {});
+  backbone_.backward_from_pooled(din);
 }
 
 }  // namespace ladder::adapters

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "core/modules/tensor_parallel_regions.h"
+
 namespace ladder::adapters {
 
 namespace {
@@ -21,7 +23,7 @@ core::Tensor whole_value(core::Backbone& bb, const std::string& name) {
   core::Parameter& p = bb.params().at(name);
   if (!p.value.defined() && p.read_stored) return p.read_stored();
   if (p.shard.sharded() && bb.tensor_parallel())
-    return core::gather_whole(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace);
+    return core::gather_from_region(p.value, p.shard, bb.tensor_parallel(), core::MemCategory::workspace);
   return p.value;
 }
 

@@ -72,11 +72,11 @@ class LstSideNetwork {
   //   blocks:  forward keeps only each block's input (which the ladder mixing keeps anyway); backward runs
   //            each block's forward again, one block at a time, into one shared set of buffers, and the
   //            attention backward recomputes its softmax one (b, h) at a time. Least memory, one more side
-  //            forward per step (+40% on a side-network-only step). The default online, where the
+  //            forward per step (docs/LST.md has its cost). The default online, where the
   //            backbone's forward dominates the step.
   //   softmax: the blocks keep their activations except the [B, heads, T, T] attention probabilities, which
-  //            the attention backward recomputes (one more Q K^T and softmax: +11% on a side-only step,
-  //            half the memory of none). The default from an activation store.
+  //            the attention backward recomputes (one more Q K^T and softmax, half the memory of
+  //            none). The default from an activation store.
   //   none:    everything is kept: the fastest step and the most memory.
   void set_recompute(LstRecompute mode);
 

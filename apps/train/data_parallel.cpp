@@ -9,6 +9,7 @@
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "parallel/tensor_parallel_group.h"
+#include "core/modules/tensor_parallel_regions.h"
 #include "core/optim/grad_clip.h"
 
 namespace ladder::apps {
@@ -40,7 +41,7 @@ core::TensorParallelGroup* DataParallel::tp_group() const { return tp_group_.get
 
 core::Tensor DataParallel::gather(const core::Tensor& local, const core::ShardSpec& spec) const {
   if (!spec.sharded()) return local;
-  return core::gather_whole(local, spec, tp_group_.get(), core::MemCategory::workspace);
+  return core::gather_from_region(local, spec, tp_group_.get(), core::MemCategory::workspace);
 }
 
 float DataParallel::clip_grad_norm(core::ParameterRegistry& params, float max_norm) const {
@@ -98,7 +99,7 @@ void DataParallel::attach(core::Backbone& backbone, double bucket_mb) {
 void DataParallel::average_gradients() {
   if (buckets_) buckets_->finish();
   // Sums commute with the dp average, so the tp sum may follow it (and never races a bucket in flight).
-  for (core::Parameter* p : partial_) grid_->tp_comm().all_reduce(p->g(), size_t(p->grad.numel()), parallel::ReduceOp::sum);
+  for (core::Parameter* p : partial_) core::copy_to_region_backward(tp_group_.get(), p->g(), size_t(p->grad.numel()));
 }
 
 void DataParallel::broadcast_trainable(core::ParameterRegistry& params) {

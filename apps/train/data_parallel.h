@@ -46,7 +46,7 @@ class DataParallel {
   // Whether this rank takes part in writing checkpoints: the tp group of dp rank 0 gathers the shards, its
   // tp rank 0 (the lead) writes.
   bool gathers_checkpoint() const { return rank_ == 0; }
-  // The whole tensor of a (possibly sharded) local one (core::gather_whole); collective over the tp group.
+  // The whole tensor of a (possibly sharded) local one (core::gather_from_region); collective over the tp group.
   core::Tensor gather(const core::Tensor& local, const core::ShardSpec& spec) const;
   // Gradient clipping over the whole model (sharded gradients' norms summed over the tp group).
   float clip_grad_norm(core::ParameterRegistry& params, float max_norm) const;

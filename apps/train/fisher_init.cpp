@@ -107,7 +107,7 @@ adapters::ImportanceMap fisher_importance(core::Backbone& backbone, adapters::Se
 }
 
 adapters::ImportanceMap lst_fisher_importance(const TrainConfig& cfg, const RunModel& m) {
-  const int n_want = cfg.lst.fisher_samples;
+  const int n_want = cfg.method_config.integer("lst_fisher_samples");
   if (n_want <= 0)
     throw std::invalid_argument("method.lst_fisher_samples must be positive, got " + std::to_string(n_want));
   const auto t0 = std::chrono::steady_clock::now();

@@ -50,7 +50,7 @@ TrainConfig config_from_checkpoint(const core::CheckpointData& ck, const std::st
     throw std::runtime_error(path + ": checkpoint of method '" + ck.method + "' but the config says '" + cfg.method + "'");
   // The checkpoint's side network replaces its initialisation: skip LST's Fisher pass, which would cost
   // seconds and need the training split.
-  if (cfg.lst.init == "fisher") cfg.lst.init = "magnitude";
+  if (cfg.method_config.text("lst_init") == "fisher") cfg.method_config.set("lst_init", std::string("magnitude"));
   check_base_weights(path, ck.backbone_hash, ck.backbone_id, cfg.model_dir, base_weights_hash(cfg.model_dir));
   return cfg;
 }

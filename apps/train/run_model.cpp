@@ -1,14 +1,30 @@
 #include "apps/train/run_model.h"
 
 #include <algorithm>
+#include <set>
 #include <cstdio>
 #include <stdexcept>
 
+#include "adapters/lst/lst_method.h"
+#include "adapters/method_registry.h"
 #include "apps/train/fisher_init.h"
 #include "data/glue/metrics.h"
 #include "data/padded_batch.h"
 
 namespace ladder::apps {
+
+namespace {
+
+// The frozen Linear weights (the ones a WeightView multiplies by) in `dtype`; embeddings, norms and
+// anything trainable stay as they are.
+void hold_frozen_linears(core::Backbone& backbone, core::DType dtype) {
+  if (dtype == core::DType::f32) return;
+  std::set<const core::Parameter*> weights;
+  for (auto& [name, lin] : backbone.linear_modules()) weights.insert(lin->weight);
+  backbone.params().store_frozen_as(dtype, [&](const core::Parameter& p) { return weights.count(&p) > 0; });
+}
+
+}  // namespace
 
 RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) {
   RunModel m;
@@ -17,23 +33,26 @@ RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) 
   // From an activation store the backbone never runs: its weights only seed the side network's pruned
   // initialisation, which reads them one tensor at a time, so it holds none of them (Fisher importances
   // need it to run, so that init maps them as usual; the trainer releases them afterwards).
-  const bool deferred = cfg.cache_use && cfg.method == "lst" && cfg.lst.init != "fisher";
+  const bool side_tuning = adapters::method_recipe(cfg.method) == "lst";
+  const adapters::LstOptions lst = adapters::lst_options(cfg.method_config);
+  const bool deferred = cfg.cache_use && side_tuning && lst.init != "fisher";
   m.backbone = core::load_backbone(cfg.model_dir, tp, deferred ? core::WeightValues::deferred : core::WeightValues::mapped);
   const auto& mc = m.backbone->config();
   if (cfg.max_length > mc.max_positions)
     throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
                              std::to_string(mc.max_positions) + " positions");
   m.head = std::make_unique<adapters::SequenceClassificationHead>(*m.backbone, info.num_labels, cfg.seed);
-  if (cfg.method == "lst") {
+  if (side_tuning) {
     // Fisher importances come from the task loss through the head, so the head exists first.
-    const adapters::ImportanceMap importance = cfg.lst.init == "fisher" ? lst_fisher_importance(cfg, m) : adapters::ImportanceMap{};
-    m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, cfg.lst, importance);
-    // From a store the step is all side network, where recomputing whole blocks costs 40%: keep them, and
-    // recompute only the attention probabilities, half of what they would keep.
-    if (cfg.cache_use && cfg.lst.recompute == "auto") m.side->set_recompute(adapters::LstRecompute::softmax);
+    const adapters::ImportanceMap importance = lst.init == "fisher" ? lst_fisher_importance(cfg, m) : adapters::ImportanceMap{};
+    m.side = std::make_unique<adapters::LstSideNetwork>(*m.backbone, lst, importance);
+    // From a store the step is all side network, where recomputing whole blocks costs most: keep them, and
+    // recompute only the attention probabilities, half of what they would keep (docs/LST.md).
+    if (cfg.cache_use && lst.recompute == "auto") m.side->set_recompute(adapters::LstRecompute::softmax);
     m.tap_dtype = core::parse_dtype(cfg.cache_dtype);
   } else
-    m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_opt);
+    m.methods = adapters::apply_methods(*m.backbone, cfg.method, cfg.method_config);
+  hold_frozen_linears(*m.backbone, core::parse_dtype(cfg.frozen_dtype));
   m.backbone->params().allocate_gradients();
   m.pad_to = cfg.pad_to_max_length ? cfg.max_length : 0;
   return m;

@@ -25,7 +25,7 @@ struct RunModel {
   std::vector<core::Tensor> taps;                   // LST: the whole batch's taps, in tap_dtype
   core::DType tap_dtype = core::DType::f32;         // LST: the store's precision (cache.dtype), online too
   // LST runs its frozen backbone on at most this many token rows at a time (see model_forward): its
-  // workspace then stays small whatever the batch. 512 rows cost no speed here (256 cost 14%: LST step 68 vs 59 ms).
+  // workspace then stays small whatever the batch (the chunk size's cost: docs/LST.md).
   int lst_chunk_rows = 512;
   // Batches are padded to at least this many tokens (task.pad_to_max_length: the max length; else 0, each
   // batch to its longest row).

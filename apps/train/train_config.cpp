@@ -1,5 +1,6 @@
 #include "apps/train/train_config.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -8,22 +9,15 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "adapters/method_registry.h"
 #include "apps/options.h"
+#include "core/optim/optimizer.h"
 #include "apps/progress.h"
 #include "data/glue/glue_task.h"
 
 namespace ladder::apps {
 
 namespace {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 // "~/x" -> "$HOME/x", so configs can name the model cache portably.
 std::string expand_user(const std::string& p) {
@@ -44,9 +38,8 @@ std::string default_shared() {
 bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, const std::string* ini_text,
                         const std::string& command) {
   namespace po = boost::program_options;
-  std::string config_file, lora_targets, krona_targets, lst_layers, seed_s, report_cli;
+  std::string config_file, seed_s, report_cli;
   int threads_cli = 0;
-  auto& m = c.method_opt;
   po::options_description generic("ladder " + command);
   generic.add_options()("help,h", "print every key with its default")(
       "config", po::value<std::string>(&config_file)->default_value(""), "INI file: [section] key = value")(
@@ -55,42 +48,39 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   const std::string log_every_help =
       "plain progress line (loss averaged over the last N steps) every N steps when not on a terminal, at most one per " +
       std::to_string(int(kPlainLineInterval_s)) + " s: a line due sooner is skipped (the final line always prints)";
+  std::string method_name_help = "one of";
+  for (const auto& info : adapters::method_registry()) method_name_help += " " + info.name;
+  method_name_help += " (combine with +; see docs/METHODS.md)";
+  std::string optimizer_help = "optimizer:";
+  for (const auto& k : core::optimizer_kinds()) optimizer_help += " " + k;
   po::options_description keys("configuration keys (INI [section] key, or --section.key on the command line)");
   keys.add_options()
       ("model.dir", po::value<std::string>(&c.model_dir)->required(), "Hugging Face model directory")
+      ("model.frozen_dtype", po::value<std::string>(&c.frozen_dtype)->default_value(c.frozen_dtype), "hold the frozen Linear weights as f32, bf16 or f16 (16 bits halve their memory; each GEMM widens a tile at a time)")
       ("task.name", po::value<std::string>(&c.task)->default_value(c.task), "GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli")
       ("task.data_dir", po::value<std::string>(&c.data_dir)->default_value(""), "folder with train.tsv and dev.tsv (default: <shared>/data/glue/<task dir>)")
       ("task.max_length", po::value<int>(&c.max_length)->default_value(c.max_length), "tokens per example, special tokens included")
       ("task.pad_to_max_length", po::value<bool>(&c.pad_to_max_length)->default_value(c.pad_to_max_length), "pad every batch to task.max_length, not to its longest row (slower; measures memory and speed at that length)")
       ("task.max_train_examples", po::value<int>(&c.max_train_examples)->default_value(0), "use the first N training rows (0 = all)")
       ("task.max_eval_examples", po::value<int>(&c.max_eval_examples)->default_value(0), "evaluate on the first N dev rows (0 = all)")
-      ("method.name", po::value<std::string>(&c.method)->default_value(c.method), "full, bitfit, lora, dylora, houlsby, pfeiffer, compacter, compacter++, krona, krona_b, krona_b_res, prompt (combine with +), or lst (Ladder Side-Tuning)")
-      ("method.lora_r", po::value<int>(&m.lora.r)->default_value(m.lora.r), "LoRA rank (DyLoRA: r_max)")
-      ("method.lora_alpha", po::value<float>(&m.lora.alpha)->default_value(m.lora.alpha), "LoRA alpha (scale alpha/r)")
-      ("method.lora_dropout", po::value<float>(&m.lora.dropout)->default_value(m.lora.dropout), "dropout on the LoRA input")
-      ("method.lora_targets", po::value<std::string>(&lora_targets)->default_value("query,value"), "query key value qkv attention_output ffn_in ffn_out")
-      ("method.dylora_frozen", po::value<bool>(&m.dylora_frozen)->default_value(m.dylora_frozen), "DyLoRA: only the sampled rank's row/column learns")
-      ("method.adapter_reduction", po::value<int>(&m.adapter_reduction)->default_value(m.adapter_reduction), "bottleneck adapters: m = d / reduction")
-      ("method.adapter_activation", po::value<std::string>(&m.adapter_activation)->default_value(m.adapter_activation), "relu, swish or gelu")
-      ("method.compacter_n", po::value<int>(&m.compacter_n)->default_value(m.compacter_n), "PHM components")
-      ("method.train_layer_norms", po::value<bool>(&m.train_layer_norms)->default_value(m.train_layer_norms), "also train the backbone's LayerNorms")
-      ("method.krona_a1", po::value<int>(&m.krona_a1)->default_value(m.krona_a1), "KronA factor A rows")
-      ("method.krona_a2", po::value<int>(&m.krona_a2)->default_value(m.krona_a2), "KronA factor A columns")
-      ("method.krona_scale", po::value<float>(&m.krona_scale)->default_value(m.krona_scale), "KronA scale s")
-      ("method.krona_targets", po::value<std::string>(&krona_targets)->default_value("query,value"), "KronA target Linears")
-      ("method.prompt_tokens", po::value<int>(&m.prompt_tokens)->default_value(m.prompt_tokens), "prompt tuning: soft tokens")
-      ("method.lst_reduction", po::value<int>(&c.lst.reduction)->default_value(c.lst.reduction), "LST: side width = hidden / reduction (heads unchanged)")
-      ("method.lst_layers", po::value<std::string>(&lst_layers)->default_value(""), "LST: backbone layers with a side block and a ladder, e.g. 1,2,4,5 (empty = all)")
-      ("method.lst_gate_T", po::value<float>(&c.lst.gate_T)->default_value(c.lst.gate_T), "LST: gate temperature, g = sigmoid(alpha / T)")
-      ("method.lst_init", po::value<std::string>(&c.lst.init)->default_value(c.lst.init), "LST: side blocks from the backbone pruned by weight magnitude or by Fisher importance (fisher), or random")
-      ("method.lst_recompute", po::value<std::string>(&c.lst.recompute)->default_value(c.lst.recompute), "LST: what backward recomputes instead of keeping: blocks (least memory, one more side forward per step), softmax (only the attention probabilities), none (fastest, most memory), or auto (blocks online, softmax from an activation store)")
-      ("method.lst_fisher_samples", po::value<int>(&c.lst.fisher_samples)->default_value(c.lst.fisher_samples), "LST, lst_init = fisher: training examples whose squared gradients are summed (one at a time)")
+      ("method.name", po::value<std::string>(&c.method)->default_value(c.method), method_name_help.c_str())
+      ;
+  // Every registered method's options, typed and checked by adapters/method_options.h after parsing.
+  std::map<std::string, std::string> method_text;
+  for (const auto& spec : adapters::method_option_specs())
+    method_text[spec.key] = adapters::format_value(spec.default_value);
+  for (const auto& spec : adapters::method_option_specs())
+    keys.add_options()(("method." + spec.key).c_str(),
+                       po::value<std::string>(&method_text[spec.key])->default_value(method_text[spec.key]),
+                       spec.help.c_str());
+  keys.add_options()
       ("train.batch_size", po::value<int>(&c.batch_size)->default_value(c.batch_size), "sequences per micro-batch and rank (a step: batch_size x grad_accum x ranks)")
       ("train.grad_accum", po::value<int>(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per optimizer step")
       ("train.epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "passes over the training set")
       ("train.max_steps", po::value<int>(&c.max_steps)->default_value(0), "optimizer steps (overrides epochs when > 0)")
       ("train.lr", po::value<double>(&c.lr)->default_value(c.lr), "peak learning rate")
       ("train.weight_decay", po::value<double>(&c.weight_decay)->default_value(c.weight_decay), "AdamW decoupled weight decay (not on biases and LayerNorms)")
+      ("train.optimizer", po::value<std::string>(&c.optimizer)->default_value(c.optimizer), optimizer_help.c_str())
       ("train.schedule", po::value<std::string>(&c.schedule)->default_value(c.schedule), "constant, linear or cosine (after warmup)")
       ("train.warmup_ratio", po::value<double>(&c.warmup_ratio)->default_value(c.warmup_ratio), "warmup steps as a fraction of all steps")
       ("train.warmup_steps", po::value<int>(&c.warmup_steps)->default_value(-1), "warmup steps (overrides warmup_ratio when >= 0)")
@@ -158,37 +148,42 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   c.model_dir = expand_user(c.model_dir);
   c.data_dir = expand_user(c.data_dir);
   c.out_dir = expand_user(c.out_dir);
-  m.lora_targets = split_list(lora_targets);
-  m.krona_targets = split_list(krona_targets);
-  c.lst.layers.clear();
-  for (const auto& v : split_list(lst_layers)) {
-    size_t used = 0;
-    int layer = -1;
+  for (const auto& [key, text] : method_text) {
+    if (vm[("method." + key)].defaulted()) continue;
     try {
-      layer = std::stoi(v, &used);
-    } catch (const std::exception&) {
+      c.method_config.set_text(key, text);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(e.what());
     }
-    if (used != v.size() || layer < 0) throw std::runtime_error("method.lst_layers: '" + v + "' is not a layer index");
-    c.lst.layers.push_back(layer);
   }
-  if (c.lst.fisher_samples <= 0)
-    throw std::runtime_error("method.lst_fisher_samples must be positive, got " + std::to_string(c.lst.fisher_samples));
-  if (c.lst.recompute != "auto") (void)adapters::parse_lst_recompute(c.lst.recompute);  // names the option
+  std::string recipe;
+  try {
+    recipe = adapters::method_recipe(c.method);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("method.name: ") + e.what());
+  }
   if (c.cache_dir.empty()) c.cache_dir = "runs/cache-" + c.task;
+  if (c.frozen_dtype != "f16" && c.frozen_dtype != "bf16" && c.frozen_dtype != "f32")
+    throw std::runtime_error("model.frozen_dtype '" + c.frozen_dtype + "': expected f32, bf16 or f16");
   if (c.cache_dtype != "f16" && c.cache_dtype != "bf16" && c.cache_dtype != "f32")
     throw std::runtime_error("cache.dtype '" + c.cache_dtype + "': expected f16, bf16 or f32");
-  if (c.cache_use && c.method != "lst")
+  if (c.cache_use && recipe != "lst")
     throw std::runtime_error("cache.use = true trains a Ladder Side-Tuning side network from stored activations; method.name is '" +
                              c.method + "', not lst");
-  if (c.method != "lst" && c.method.find("lst") != std::string::npos)
-    throw std::runtime_error("method.name '" + c.method + "': lst (Ladder Side-Tuning) replaces the backbone's training and combines with no other method");
   try {
     c.seed = std::stoull(seed_s);
   } catch (const std::exception&) {
     throw std::runtime_error("train.seed: '" + seed_s + "' is not a non-negative integer");
   }
-  m.seed = c.seed;
-  c.lst.seed = c.seed;
+  c.method_config.seed = c.seed;
+  {
+    const auto& kinds = core::optimizer_kinds();
+    if (std::find(kinds.begin(), kinds.end(), c.optimizer) == kinds.end()) {
+      std::string valid;
+      for (const auto& k : kinds) valid += (valid.empty() ? "" : ", ") + k;
+      throw std::runtime_error("train.optimizer '" + c.optimizer + "': valid: " + valid);
+    }
+  }
   if (c.data_dir.empty()) c.data_dir = default_shared() + "/data/glue/" + data::glue_task_info(data::parse_glue_task(c.task)).dir_name;
   if (c.batch_size <= 0 || c.grad_accum <= 0 || c.eval_batch_size <= 0)
     throw std::runtime_error("train.batch_size, train.grad_accum and eval.batch_size must be positive");

@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "adapters/lst/side_network.h"
-#include "adapters/method.h"
+#include "adapters/method_options.h"
 
 namespace ladder::apps {
 
 struct TrainConfig {
   // [model]
   std::string model_dir;
+  std::string frozen_dtype = "f32";  // how frozen Linear weights are held: f32, bf16 or f16 (core/modules/weight_view.h)
   // [task]
   std::string task = "sst2";
   std::string data_dir;  // default: $LADDER_SHARED or ../shared, then data/glue/<GLUE dir>
@@ -23,8 +23,7 @@ struct TrainConfig {
   int max_eval_examples = 0;
   // [method]
   std::string method = "lora";
-  adapters::MethodOptions method_opt;
-  adapters::LstOptions lst;  // method "lst": Ladder Side-Tuning
+  adapters::MethodConfig method_config;  // every registered method's method.<key> options
   // [train]
   int batch_size = 32;  // per rank and micro-batch: a step trains on batch_size x grad_accum x dp sequences
   int grad_accum = 1;
@@ -32,6 +31,7 @@ struct TrainConfig {
   int max_steps = 0;  // > 0 overrides epochs
   double lr = 5e-4;
   double weight_decay = 0.01;
+  std::string optimizer = "adamw";  // core::make_optimizer's kind
   std::string schedule = "linear";
   double warmup_ratio = 0.06;
   int warmup_steps = -1;  // >= 0 overrides warmup_ratio

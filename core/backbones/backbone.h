@@ -12,11 +12,38 @@
 #include "core/backbones/transformer_config.h"
 #include "core/backbones/weight_loader.h"
 #include "core/modules/linear.h"
+#include "core/modules/linear_branch.h"
 #include "core/modules/parameter.h"
+#include "core/modules/sublayer_hook.h"
 #include "core/modules/tensor_parallel.h"
 #include "core/modules/step_context.h"
 
 namespace ladder::core {
+
+// What a Linear does inside its layer, so methods pick targets by role rather than by module name.
+// Backbones with fused projections (GPT-2's c_attn) report `qkv`; separate ones report query, key, value.
+enum class LinearRole { query, key, value, qkv, attention_output, ffn_in, ffn_out };
+const char* role_name(LinearRole r);
+
+// The places of one layer where methods install themselves (pointers live as long as the backbone).
+// The FFN activation is the input of the `ffn_out` Linear: a method scaling it ((IA)^3's l_ff) scales
+// that Linear's input.
+struct LayerSeams {
+  int index = 0;
+  std::string prefix;      // "encoder.layer.3" / "h.3": every method parameter of the layer starts with it
+  std::string attn_site;   // registration prefix of a module after the attention sublayer
+  std::string ffn_site;    // ... after the FFN sublayer
+  std::string block_site;  // ... parallel to the whole FFN (KronA^B)
+  SublayerHook** after_attention = nullptr;
+  SublayerHook** after_ffn = nullptr;
+  LinearBranch** ffn_parallel = nullptr;
+  struct RoleLinear {
+    LinearRole role;
+    std::string name;  // Hugging Face module name, e.g. "encoder.layer.3.attention.self.key"
+    Linear* linear;
+  };
+  std::vector<RoleLinear> linears;  // in layer order
+};
 
 class Backbone {
  public:
@@ -41,6 +68,17 @@ class Backbone {
   virtual std::vector<std::pair<std::string, Linear*>> linear_modules() = 0;
   // Prompt tuning: token ids >= vocab_size read these [P, d] rows instead of the vocabulary (null = none).
   virtual void set_prompt_embeddings(Parameter* rows) = 0;
+  // Where soft-prompt tokens go in an encoded row: after [CLS] for encoders, first for decoders.
+  virtual int prompt_position() const = 0;
+  // The input token-embedding table [vocab, d] (this rank's rows under tensor parallelism).
+  virtual const Parameter& token_embeddings() = 0;
+  // Every layer's seams, in layer order.
+  virtual std::vector<LayerSeams> layer_seams() = 0;
+  // A pooler over the first token (BERT): its output [B, d] after forward, and backward from dL/d(pooled).
+  // Backbones without one classify from the last real token instead.
+  virtual bool has_pooler() const { return false; }
+  virtual Tensor pooled() const;
+  virtual void backward_from_pooled(const float* d_pooled);
   // The tensor-parallel group the backbone is sharded over; null when it is not.
   virtual TensorParallelGroup* tensor_parallel() const { return nullptr; }
   // Dotted prefix of per-layer parameter names ("encoder.layer." for BERT, "h." for GPT-2).

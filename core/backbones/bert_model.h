@@ -33,8 +33,11 @@ class BertModel : public Backbone {
   TensorParallelGroup* tensor_parallel() const override { return tp_; }
   std::string layer_prefix() const override { return "encoder.layer."; }
   void set_prompt_embeddings(Parameter* rows) override { word_.extra = rows; }
+  int prompt_position() const override { return 1; }  // after [CLS]
+  const Parameter& token_embeddings() override { return *word_.table; }
+  std::vector<LayerSeams> layer_seams() override;
 
-  bool has_pooler() const { return pooler_.weight != nullptr; }
+  bool has_pooler() const override { return pooler_.weight != nullptr; }
   // The encoder layers, for methods that install hooks (pointers live as long as the model).
   std::vector<BertLayer*> layers() {
     std::vector<BertLayer*> out;
@@ -42,7 +45,8 @@ class BertModel : public Backbone {
     return out;
   }
   // [B, d] pooled output after forward (requires has_pooler()).
-  Tensor pooled() const { return pooled_; }
+  Tensor pooled() const override { return pooled_; }
+  void backward_from_pooled(const float* d_pooled) override { backward(nullptr, d_pooled, {}); }
 
  private:
   int hidden_slot(int i) const { return keep_all_ ? i : i % 2; }

@@ -29,6 +29,9 @@ class Gpt2Model : public Backbone {
   TensorParallelGroup* tensor_parallel() const override { return tp_; }
   std::string layer_prefix() const override { return "h."; }
   void set_prompt_embeddings(Parameter* rows) override { prompt_ = rows; }
+  int prompt_position() const override { return 0; }
+  const Parameter& token_embeddings() override { return *wte_; }
+  std::vector<LayerSeams> layer_seams() override;
 
   // The decoder blocks, for methods that install hooks (pointers live as long as the model).
   std::vector<Gpt2Block*> blocks() {

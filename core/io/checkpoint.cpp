@@ -23,7 +23,8 @@ namespace {
 
 const std::set<std::string>& reserved_attrs() {
   static const std::set<std::string> r = {"format", "version", "step", "epoch", "samples_seen", "config", "method",
-                                          "layout", "dp", "tp", "backbone_id", "backbone_hash"};
+                                          "layout", "dp", "tp", "backbone_id", "backbone_hash",
+                                          "optimizer_kind"};
   return r;
 }
 
@@ -133,6 +134,7 @@ void write_checkpoint_impl(const std::string& path, const CheckpointData& d, std
     if (k.empty() || reserved_attrs().count(k) || (selection_metric && k == "selection_metric"))
       throw ckpt_error(path, "extra attribute '" + k + "' is empty or reserved");
   }
+  if (d.optimizer_kind.empty()) throw ckpt_error(path, "optimizer kind is empty (set CheckpointData::optimizer_kind)");
   if (d.dp < 1 || d.tp < 1) throw ckpt_error(path, "layout dp=" + std::to_string(d.dp) + ",tp=" + std::to_string(d.tp) + " is invalid");
   auto f = Hdf5File::create(path);
   f.set_attr("format", std::string(kCheckpointFormat));
@@ -147,10 +149,11 @@ void write_checkpoint_impl(const std::string& path, const CheckpointData& d, std
   f.set_attr("tp", int64_t(d.tp));
   f.set_attr("backbone_id", d.backbone_id);
   f.set_attr("backbone_hash", d.backbone_hash);
+  f.set_attr("optimizer_kind", d.optimizer_kind);
   for (const auto& [k, v] : d.extra_attrs) f.set_attr(k, v);
   if (selection_metric) f.set_attr_f64("selection_metric", *selection_metric);
 
-  for (const char* g : {"/params", "/optimizer", "/rng", "/sampler", "/metrics"}) f.create_group(g, true);
+  for (const char* g : {"/params", "/optimizer", "/rng", "/sampler", "/recipe", "/metrics"}) f.create_group(g, true);
   for (const auto& [name, t] : d.params) {
     check_component(path, "parameter", name, name);
     if (!t.defined()) throw ckpt_error(path, "parameter '" + name + "' has no tensor");
@@ -174,6 +177,10 @@ void write_checkpoint_impl(const std::string& path, const CheckpointData& d, std
   for (const auto& [name, v] : d.sampler) {
     check_component(path, "sampler", name, name);
     f.write_vector("/sampler/" + name, v);
+  }
+  for (const auto& [name, v] : d.recipe_state) {
+    check_component(path, "recipe", name, name);
+    f.write_vector("/recipe/" + name, v);
   }
   for (const auto& [name, v] : d.metrics) {
     check_component(path, "metric", name, name);
@@ -209,6 +216,8 @@ CheckpointData read_checkpoint(const std::string& path) {
   d.tp = int(f.get_attr_int("tp"));
   d.backbone_id = f.get_attr_string("backbone_id");
   d.backbone_hash = f.get_attr_string("backbone_hash");
+  // Checkpoints written before the kind was recorded all hold AdamW state.
+  d.optimizer_kind = f.has_attr("optimizer_kind") ? f.get_attr_string("optimizer_kind") : "adamw";
   for (const auto& k : f.attr_names()) {
     if (reserved_attrs().count(k)) continue;
     d.extra_attrs[k] = f.attr_is_string(k) ? f.get_attr_string(k) : number_text(f.get_attr_f64(k));
@@ -226,6 +235,8 @@ CheckpointData read_checkpoint(const std::string& path) {
     for (const auto& name : f.list_group("/rng")) d.rng[name] = f.read_u8_vector("/rng/" + name);
   if (f.is_group("/sampler"))
     for (const auto& name : f.list_group("/sampler")) d.sampler[name] = f.read_i64_vector("/sampler/" + name);
+  if (f.is_group("/recipe"))
+    for (const auto& name : f.list_group("/recipe")) d.recipe_state[name] = f.read_i64_vector("/recipe/" + name);
   if (f.is_group("/metrics"))
     for (const auto& name : f.list_group("/metrics")) d.metrics[name] = f.read_f64_vector("/metrics/" + name);
   return d;

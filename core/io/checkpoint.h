@@ -3,11 +3,14 @@
 //
 //   /                 attrs: format="ladder-checkpoint", version=1, step, epoch, samples_seen, config (the full
 //                     effective INI text), method, layout="dp=D,tp=T" plus dp and tp integers, backbone_id,
-//                     backbone_hash, and any extra string attributes (best_metric, ...)
+//                     backbone_hash, optimizer_kind (core::Optimizer::kind(); absent in files written before
+//                     it was recorded, which read as "adamw"), and any extra string attributes (best_metric, ...)
 //   /params/<name>    trainable parameters by their Hugging Face dotted names, full (unsharded) shapes, float32
-//   /optimizer/<param>/<state>   optimizer state (exp_avg, exp_avg_sq, or 8-bit blocks + scales)
+//   /optimizer/<param>/<state>   optimizer state (exp_avg, exp_avg_sq, or 8-bit blocks + scales), each in the
+//                     dtype the optimizer holds it in (the dataset's HDF5 type)
 //   /rng/<name>       opaque generator states, uint8
 //   /sampler/<name>   sampler positions and permutations, int64
+//   /recipe/<name>    the training recipe's own state (apps/train/recipe.h extra_state), int64
 //   /metrics/<name>   1-D float64 series over steps: the training curve
 //
 // A file is written under NAME.tmp and renamed into place once complete (and fsynced), so a killed writer
@@ -36,17 +39,22 @@ struct CheckpointData {
   std::string backbone_id, backbone_hash;
   // /params/<name>: full f32 tensors under their dotted names ("encoder.layer.0.attention.self.query.lora_A").
   std::vector<std::pair<std::string, Tensor>> params;
+  // The optimizer that wrote `optimizer` (make_optimizer's kind); "adamw" for files that predate the attribute.
+  std::string optimizer_kind = "adamw";
   // /optimizer/<param>/<state>, named "<param>/<state>" (e.g. "...query.lora_A/exp_avg"). f32, or i8/f16/bf16
-  // for quantized states. Read back grouped by parameter, in the order parameters first appeared.
+  // for quantized states, read back in the dtype written. Grouped by parameter, in the order parameters first
+  // appeared.
   std::vector<std::pair<std::string, Tensor>> optimizer;
   std::map<std::string, std::vector<uint8_t>> rng;       // /rng/<name> opaque bytes
   std::map<std::string, std::vector<int64_t>> sampler;   // /sampler/<name>
+  std::map<std::string, std::vector<int64_t>> recipe_state;  // /recipe/<name>
   std::map<std::string, std::vector<double>> metrics;    // /metrics/<name> 1-D series (loss, lr, eval_accuracy...)
   std::map<std::string, std::string> extra_attrs;        // more root attributes (e.g. best_metric)
 };
 
 // Writes `path` atomically: NAME.tmp, fsync, rename. Parameters that are not f32 are converted to f32.
-// Throws (naming the file and the object) on invalid names, unsupported dtypes and I/O errors.
+// Throws (naming the file and the object) on invalid names, an empty optimizer kind, unsupported dtypes and
+// I/O errors.
 void write_checkpoint(const std::string& path, const CheckpointData& data);
 // Reads a whole checkpoint. Errors name the file and the object: a missing file, a file that is not HDF5
 // (or is truncated), a missing or wrong format attribute, an unsupported version, a missing dataset.

@@ -540,9 +540,8 @@ void Hdf5File::commit(bool durable) {
 
 // ---- Row lists, chunk shapes, MPI files and integer-vector attributes ----
 
-// Where each row of a dataset lies in the file, so that a row list is a few preads: H5Dread costs about
-// 10 us a call whatever it reads, which made a random 32-row batch of seven [N, 64, 384] f16 layers take
-// 2.8 ms on the prefetch thread, beside a 12 ms training step on two cores.
+// Where each row of a dataset lies in the file, so that a row list is a few preads: H5Dread's fixed cost
+// per call, not the bytes, dominates a random batch's reads (figures: docs/ACTIVATION_STORE.md, Speed).
 struct Hdf5Dataset::DirectRows {
   int fd = -1;
   uint64_t chunk_rows = 0;
@@ -648,8 +647,8 @@ void Hdf5Dataset::read_row_list(const std::vector<uint64_t>& rows, uint64_t dim1
     return;
   }
   // One H5Dread per run of consecutive rows. A single read of the union of runs is much slower in HDF5 1.10:
-  // mapping an irregular selection onto chunks costs far more than the reads themselves (measured 6.7x slower
-  // for random 32-row batches of a [2000, 64, 384] f16 dataset).
+  // mapping an irregular selection onto chunks costs far more than the reads themselves
+  // (docs/ACTIVATION_STORE.md, Speed).
   hid_t fspace = H5Dget_space(id_);
   hid_t mt = raw_mem_type(dtype_);
   herr_t rc = 0;

@@ -78,11 +78,11 @@ void BertLayer::backward(float* dx, const float* dout, const float* x, const Buf
   ffn_out.backward(d_ffn, d_h2pre, saved_or_null(buf.ffn_act), N);
   if (ffn_parallel) ffn_parallel->backward(d_h1, d_h2pre, saved_or_null(buf.h1), N, C, C);
   gelu_backward(d_ffn, d_ffn, buf.ffn_pre.data<float>(), size_t(N) * F, gelu);
-  if (ffn_in.parallel == Linear::Parallel::column && ffn_in.tp && ffn_in.tp->size() > 1) {
+  if (ffn_in.parallel == Linear::Parallel::column && tp_active(ffn_in.tp)) {
     // This rank's FFN columns give a partial input gradient: reduce it apart from the residual's.
     float* part = ws.d_tp.data<float>();
     ffn_in.backward(part, d_ffn, saved_or_null(buf.h1), N);
-    ffn_in.tp->all_reduce_sum(part, NC);
+    copy_to_region_backward(ffn_in.tp, part, NC);
     add_inplace(d_h1, part, NC);
   } else {
     ffn_in.backward(d_h1, d_ffn, saved_or_null(buf.h1), N, /*accumulate_dx=*/true);

@@ -73,7 +73,7 @@ void Gpt2Block::backward(float* dx, const float* dout, const float* x, const Buf
   float* d_ln2o = dx;  // dx serves as a temporary until the attention branch writes it
   fc.backward(d_ln2o, d_ffn, saved_or_null(buf.ln2_out), N);
   // Column-parallel c_fc: this rank's columns give a partial input gradient (attn.backward reduces its own).
-  if (fc.parallel == Linear::Parallel::column && fc.tp && fc.tp->size() > 1) fc.tp->all_reduce_sum(d_ln2o, NC);
+  if (fc.parallel == Linear::Parallel::column) copy_to_region_backward(fc.tp, d_ln2o, NC);
   if (ffn_parallel) ffn_parallel->backward(d_ln2o, d_t, saved_or_null(buf.ln2_out), N, C, C);
   ln2.backward(d_t, d_ln2o, buf.a.data<float>(), buf.ln2_mean.data<float>(), buf.ln2_rstd.data<float>(), N);
   add_inplace(d_a, d_t, NC);

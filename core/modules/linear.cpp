@@ -10,13 +10,16 @@ namespace ladder::core {
 void Linear::forward(float* y, const float* x, int N, int ldy, int ldx, const BranchCall* call) const {
   if (!ldy) ldy = out;
   if (!ldx) ldx = in;
-  const bool t = layout == WeightLayout::out_in;
-  if (parallel == Parallel::row && tp && tp->size() > 1) {
+  const BranchCall none;
+  const float* xw = x;  // what the weight multiplies
+  int ldxw = ldx;
+  if (scale) xw = scale->scale_input(x, N, ldx, &ldxw);
+  if (parallel == Parallel::row && tp_active(tp)) {
     // Partial sums of every rank, completed by one all-reduce; the bias is added once, after it.
     if (ldy != out) throw std::logic_error("row-parallel Linear: the output must be contiguous");
-    gemm(false, t, N, out, in, 1.0f, x, ldx, weight->w(), t ? in : out, 0.0f, y, ldy);
+    view().forward(N, xw, ldxw, 0.0f, y, ldy);
     if (branch) branch->forward_add(y, x, N, ldy, ldx, call ? *call : BranchCall{});
-    tp->all_reduce_sum(y, size_t(N) * out);
+    reduce_from_region(tp, y, size_t(N) * out);
     if (bias) {
       const float* b = bias->w();
 #pragma omp parallel for schedule(static)
@@ -26,9 +29,9 @@ void Linear::forward(float* y, const float* x, int N, int ldy, int ldx, const Br
         for (int o = 0; o < out; ++o) row[o] += b[o];
       }
     }
+    if (scale) scale->scale_output(y, N, ldy, call ? *call : none);
     return;
   }
-  // out_in: W is [out, in] -> y = x W^T ; in_out: W is [in, out] -> y = x W
   // With a bias, y starts as the bias and the GEMM accumulates (beta = 1): BLAS would otherwise make its
   // own pass to zero y for beta = 0, and we a third one to add the bias.
   if (bias) {
@@ -40,23 +43,45 @@ void Linear::forward(float* y, const float* x, int N, int ldy, int ldx, const Br
       for (int o = 0; o < out; ++o) row[o] = b[o];
     }
   }
-  gemm(false, t, N, out, in, 1.0f, x, ldx, weight->w(), t ? in : out, bias ? 1.0f : 0.0f, y, ldy);
+  view().forward(N, xw, ldxw, bias ? 1.0f : 0.0f, y, ldy);
   if (branch) branch->forward_add(y, x, N, ldy, ldx, call ? *call : BranchCall{});
+  if (scale) scale->scale_output(y, N, ldy, call ? *call : none);
 }
 
 void Linear::backward(float* dx, const float* dy, const float* x, int N, bool accumulate_dx, int ldx, int ldy) const {
   if (!ldy) ldy = out;
   if (!ldx) ldx = in;
   const bool t = layout == WeightLayout::out_in;
-  if (dx) {
+  if (scale) dy = scale->backward_output(dy, N, ldy, &ldy);
+  if (scale && scale->scales_input()) {
+    // d/dx' = dy W, then the scale turns it into d/dx (and takes its own gradient from it and x).
+    thread_local Tensor g_buf;  // reused across calls: no allocation per step
+    Tensor::ensure(g_buf, {int64_t(N) * in}, DType::f32, MemCategory::workspace);
+    float* g = g_buf.data<float>();
+    view().backward_input(N, dy, ldy, 0.0f, g, in);
+    scale->backward_input(g, x, N, in, ldx);
+    if (dx) {
+#pragma omp parallel for schedule(static)
+      for (int n = 0; n < N; ++n) {
+        float* d = dx + size_t(n) * ldx;
+        const float* s = g + size_t(n) * in;
+        if (accumulate_dx)
+          for (int i = 0; i < in; ++i) d[i] += s[i];
+        else
+          for (int i = 0; i < in; ++i) d[i] = s[i];
+      }
+    }
+  } else if (dx) {
     // out_in: dx = dy W ([N,out]x[out,in]); in_out: dx = dy W^T
-    gemm(false, !t, N, in, out, 1.0f, dy, ldy, weight->w(), t ? in : out, accumulate_dx ? 1.0f : 0.0f, dx, ldx);
+    view().backward_input(N, dy, ldy, accumulate_dx ? 1.0f : 0.0f, dx, ldx);
   }
   if (weight->trainable) {
-    if (t)  // dW [out,in] += dy^T x
-      gemm(true, false, out, in, N, 1.0f, dy, ldy, x, ldx, 1.0f, weight->g(), in);
-    else  // dW [in,out] += x^T dy
-      gemm(true, false, in, out, N, 1.0f, x, ldx, dy, ldy, 1.0f, weight->g(), out);
+    int ldxw = ldx;
+    const float* xw = scale ? scale->scale_input(x, N, ldx, &ldxw) : x;
+    if (t)  // dW [out,in] += dy^T x'
+      gemm(true, false, out, in, N, 1.0f, dy, ldy, xw, ldxw, 1.0f, weight->g(), in);
+    else  // dW [in,out] += x'^T dy
+      gemm(true, false, in, out, N, 1.0f, xw, ldxw, dy, ldy, 1.0f, weight->g(), out);
   }
   if (branch) branch->backward(dx, dy, x, N, ldx, ldy);
   if (bias && bias->trainable) {

@@ -4,6 +4,12 @@
 
 namespace ladder::core {
 
+float* Parameter::writable_f32() {
+  if (!value.storage()->owned() || value.dtype() != DType::f32)
+    value = value.to(DType::f32, trainable ? MemCategory::trainable_weights : MemCategory::frozen_weights);
+  return w();
+}
+
 Parameter& ParameterRegistry::add(const std::string& name, Tensor value) {
   if (by_name_.count(name)) throw std::invalid_argument("parameter '" + name + "' registered twice");
   auto p = std::make_unique<Parameter>();
@@ -75,6 +81,18 @@ void ParameterRegistry::release_frozen_values() {
       p->value = Tensor();
       p->read_stored = nullptr;
     }
+}
+
+size_t ParameterRegistry::store_frozen_as(DType dtype, const std::function<bool(const Parameter&)>& pick) {
+  if (dtype != DType::f32 && dtype != DType::bf16 && dtype != DType::f16)
+    throw std::invalid_argument(std::string("frozen weights can be held as f32, bf16 or f16, not ") + dtype_name(dtype));
+  size_t n = 0;
+  for (auto& p : params_) {
+    if (p->trainable || !p->value.defined() || p->value.dtype() == dtype || !pick(*p)) continue;
+    p->value = p->value.to(dtype, MemCategory::frozen_weights);
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace ladder::core

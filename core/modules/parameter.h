@@ -31,6 +31,9 @@ struct Parameter {
   std::function<Tensor()> read_stored;
 
   float* w() const { return value.data<float>(); }
+  // The value as writable f32 memory of its own: a memory-mapped or 16-bit frozen value is first copied to
+  // an owned f32 tensor (a method folding itself into the weight writes here).
+  float* writable_f32();
   // Gradient pointer, or nullptr when frozen: kernels skip weight-gradient work on nullptr.
   float* g() const {
     if (!trainable) return nullptr;
@@ -63,6 +66,10 @@ class ParameterRegistry {
   // for runs that no longer need the frozen model (a side network trained from an activation store).
   // Shapes are forgotten too; touching a released parameter afterwards is a bug.
   void release_frozen_values();
+  // Re-stores every frozen parameter that `pick` accepts as `dtype` (f32, bf16 or f16): an owned tensor
+  // tagged frozen_weights replaces the value (a memory map closes once nothing else reads it). Trainable
+  // and deferred parameters are left alone. Returns how many were converted; throws for another dtype.
+  size_t store_frozen_as(DType dtype, const std::function<bool(const Parameter&)>& pick);
 
  private:
   std::vector<std::unique_ptr<Parameter>> params_;

@@ -80,7 +80,7 @@ void SelfAttention::backward(float* dx, const float* dy, const float* x, const B
     value.backward(d_in, dqkv + 2 * D, x, N, true, 0, 3 * D);
   }
   if (reduce) {
-    tp->all_reduce_sum(d_in, size_t(N) * C);
+    copy_to_region_backward(tp, d_in, size_t(N) * C);
     if (d_in != dx) add_inplace(dx, d_in, size_t(N) * C);
   }
 }

@@ -27,7 +27,7 @@ struct SelfAttention {
   // (LST's side blocks).
   bool recompute_probs = false;
   int width() const { return D > 0 ? D : C; }
-  bool sharded() const { return tp && tp->size() > 1; }
+  bool sharded() const { return tp_active(tp); }
 
   struct Buffers {
     Tensor qkv;    // [N, 3D]  q | k | v column blocks

@@ -26,7 +26,7 @@ void TokenEmbedding::forward(float* out, const int32_t* ids, int N, bool accumul
       if (row) std::copy(row, row + C, o);
       else std::fill(o, o + C, 0.0f);
     }
-    tp->all_reduce_sum(out, size_t(N) * C);
+    reduce_from_region(tp, out, size_t(N) * C);
     return;
   }
   if (!extra) {

@@ -2,7 +2,7 @@
 // Token embedding lookup with optional extra rows: ids in [0, vocab) read the pretrained table, ids in
 // [vocab, vocab + extra rows) read `extra` (prompt tuning's soft tokens). An id outside both is an error.
 #include "core/modules/parameter.h"
-#include "core/modules/tensor_parallel.h"
+#include "core/modules/tensor_parallel_regions.h"
 
 namespace ladder::core {
 
@@ -16,7 +16,7 @@ struct TokenEmbedding {
   // gradient is the same on every rank and each accumulates its own rows.
   int row0 = 0;
   TensorParallelGroup* tp = nullptr;
-  bool sharded() const { return tp && tp->size() > 1; }
+  bool sharded() const { return tp_active(tp); }
 
   // out [N, C] OVERWRITTEN (or ACCUMULATED; not when sharded) with the rows of ids.
   void forward(float* out, const int32_t* ids, int N, bool accumulate) const;

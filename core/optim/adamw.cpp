@@ -13,11 +13,6 @@ namespace ladder::core {
 
 namespace {
 
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The f32 scalars of one step, rounded from the double values Python computes.
 struct StepScalars {
   float lerp_w;       // 1 - beta1 (torch's lerp weight)
@@ -70,13 +65,6 @@ constexpr int64_t kParallelMinElements = 1 << 15;
 
 }  // namespace
 
-bool default_applies_weight_decay(const std::string& name) {
-  if (ends_with(name, ".bias")) return false;
-  for (const char* norm : {"LayerNorm", "layer_norm", "layernorm", "ln_", ".norm"})
-    if (contains(name, norm)) return false;
-  return true;
-}
-
 AdamW::AdamW(ParameterRegistry& params, AdamWConfig cfg) : cfg_(std::move(cfg)) {
   // torch.optim.Adam's argument checks, with the same wording.
   if (!(cfg_.lr >= 0)) throw std::invalid_argument("AdamW: Invalid learning rate: " + std::to_string(cfg_.lr));
@@ -107,17 +95,20 @@ AdamW::AdamW(ParameterRegistry& params, AdamWConfig cfg) : cfg_(std::move(cfg)) 
   }
 }
 
-void AdamW::set_step_count(int64_t n) {
-  if (n < 0) throw std::invalid_argument("AdamW: step count must be >= 0, got " + std::to_string(n));
-  step_ = n;
+std::vector<OptimizerState> AdamW::state() {
+  std::vector<OptimizerState> out;
+  out.reserve(2 * params_.size());
+  for (size_t i = 0; i < params_.size(); i++) {
+    const std::string& p = params_[i]->name;
+    out.push_back({p + "/exp_avg", params_[i], "exp_avg", &exp_avg_[i], exp_avg_[i].dtype()});
+    out.push_back({p + "/exp_avg_sq", params_[i], "exp_avg_sq", &exp_avg_sq_[i], exp_avg_sq_[i].dtype()});
+  }
+  return out;
 }
 
 std::vector<std::pair<std::string, Tensor*>> AdamW::state_tensors() {
   std::vector<std::pair<std::string, Tensor*>> out;
-  for (size_t i = 0; i < params_.size(); i++) {
-    out.emplace_back(params_[i]->name + "/exp_avg", &exp_avg_[i]);
-    out.emplace_back(params_[i]->name + "/exp_avg_sq", &exp_avg_sq_[i]);
-  }
+  for (const OptimizerState& s : state()) out.emplace_back(s.name, s.tensor);
   return out;
 }
 

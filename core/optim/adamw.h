@@ -20,47 +20,35 @@
 #include <vector>
 
 #include "core/modules/parameter.h"
+#include "core/optim/optimizer.h"
 #include "core/tensor/tensor.h"
 
 namespace ladder::core {
 
-// Hugging Face Trainer's convention: no weight decay for biases and normalisation weights. False for names
-// ending in ".bias" or containing "LayerNorm", "layer_norm", "layernorm", "ln_" (GPT-2's ln_1/ln_2/ln_f) or
-// ".norm"; true otherwise.
-bool default_applies_weight_decay(const std::string& name);
+// AdamW's hyperparameters are exactly the common ones.
+struct AdamWConfig : OptimizerConfig {};
 
-struct AdamWConfig {
-  double lr = 1e-3;  // base learning rate (a schedule multiplies it; step(lr) takes the lr to use)
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.01;
-  // Whether weight decay applies to the parameter of this name (HF dotted name).
-  std::function<bool(const std::string&)> applies_weight_decay = default_applies_weight_decay;
-};
-
-class AdamW {
+class AdamW final : public Optimizer {
  public:
   // Takes the registry's trainable parameters as they are now; their gradients must be allocated before
   // step(). Throws std::invalid_argument for hyperparameters torch.optim.AdamW rejects.
   AdamW(ParameterRegistry& params, AdamWConfig cfg);
 
+  std::string kind() const override { return "adamw"; }
   // One update of every trainable parameter from its gradient, at learning rate `lr` (the schedule's value
-  // for this step). Gradients are read, not cleared.
-  void step(double lr);
+  // for this step). Gradients are read, not cleared. The next step uses bias corrections for step_count()+1.
+  void step(double lr) override;
   void step() { step(cfg_.lr); }
 
-  // Number of steps taken (torch's state["step"]); the next step uses bias corrections for step_count()+1.
-  int64_t step_count() const { return step_; }
-  void set_step_count(int64_t n);
-
-  // "<param name>/exp_avg" and "<param name>/exp_avg_sq" for every trainable parameter, in registration
-  // order, for checkpoints. The tensors are views into the state buffers: restore with copy_from.
+  // Slots "exp_avg" and "exp_avg_sq" (f32, shaped like the parameter) of every trainable parameter, in
+  // registration order. The tensors are views into the state buffers: restore with copy_from.
+  std::vector<OptimizerState> state() override;
+  // The same as (name, tensor) pairs.
   std::vector<std::pair<std::string, Tensor*>> state_tensors();
 
   const AdamWConfig& config() const { return cfg_; }
   // The parameters updated, and whether each gets weight decay.
-  const std::vector<Parameter*>& parameters() const { return params_; }
+  const std::vector<Parameter*>& parameters() const override { return params_; }
   bool decays(size_t i) const { return decay_.at(i) != 0; }
   // exp_avg / exp_avg_sq of every parameter, flat [numel of all trainable parameters].
   const Tensor& exp_avg_buffer() const { return exp_avg_buf_; }
@@ -73,7 +61,6 @@ class AdamW {
   std::vector<int64_t> offsets_;  // params_.size()+1 prefix sums of numel
   Tensor exp_avg_buf_, exp_avg_sq_buf_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;  // per-parameter views, shaped like the parameter
-  int64_t step_ = 0;
 };
 
 }  // namespace ladder::core

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/modules/tensor_parallel_regions.h"
+
 namespace ladder::core {
 
 double l2_norm(const float* x, int64_t n) {
@@ -38,7 +40,7 @@ float clip_grad_norm(ParameterRegistry& params, float max_norm) {
 }
 
 float clip_grad_norm(ParameterRegistry& params, float max_norm, TensorParallelGroup* tp) {
-  if (!tp || tp->size() <= 1) return clip_grad_norm(params, max_norm);
+  if (!tp_active(tp)) return clip_grad_norm(params, max_norm);
   if (!(max_norm > 0))
     throw std::invalid_argument("clip_grad_norm: max_norm must be > 0, got " + std::to_string(max_norm));
   double sharded = 0, replicated = 0;
@@ -47,7 +49,7 @@ float clip_grad_norm(ParameterRegistry& params, float max_norm, TensorParallelGr
     (p->shard.sharded() ? sharded : replicated) += n * n;
   }
   float part = float(sharded);
-  tp->all_reduce_sum(&part, 1);
+  reduce_from_region(tp, &part, 1);
   const float norm = float(std::sqrt(double(part) + replicated));
   if (!std::isfinite(norm)) return norm;
   const float coef = float(max_norm) / (norm + 1e-6f);

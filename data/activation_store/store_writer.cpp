@@ -139,7 +139,7 @@ void ActivationStoreWriter::write_rows(uint64_t first_row, uint64_t count, const
   for (size_t l = 0; l < id_.layers.size(); ++l) {
     const float* src = r.hidden[l];
     if (!src) throw store_error(path_, "no hidden states given for layer " + std::to_string(id_.layers[l]));
-    // Serial on purpose: an OpenMP team here competes with HDF5 for the cores (measured 3x slower on 2 cores).
+    // Serial on purpose: an OpenMP team here competes with HDF5 for the cores (docs/ACTIVATION_STORE.md).
     for (int64_t bt = 0; bt < int64_t(count * T); ++bt) {
       const uint64_t b = uint64_t(bt) / T, t = uint64_t(bt) % T;
       // Padding positions are stored as zeros, whatever the backbone computed there: the store's content

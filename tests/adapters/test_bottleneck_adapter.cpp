@@ -7,10 +7,12 @@
 #include <random>
 
 #include "adapters/adapter_methods.h"
+#include "adapters/method_registry.h"
 #include "adapters/bottleneck_adapter.h"
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/model_gradcheck.h"
 #include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
@@ -21,42 +23,13 @@ using ladder::test::TinyBatch;
 using ladder::test::dot;
 using ladder::test::tiny_backbone;
 
-namespace {
+using ladder::test::check_model_gradients;
 
-// Every trainable parameter's gradient against a directional finite difference through the whole model
-// (training mode: dropout on); frozen parameters must have no gradient buffer. Returns the trainable count.
-size_t check_model_gradients(Backbone& m, unsigned seed) {
-  m.params().allocate_gradients();
-  TinyBatch in(m.config().vocab_size);
-  const int N = in.B * in.T, C = m.config().hidden;
-  auto r = ladder::test::randn(size_t(N) * C, seed);
-  StepOptions opt;
-  opt.save_for_backward = true;
-  opt.training = true;
-  opt.seed = 77;
-  m.forward(in.view(), opt);
-  m.backward(r.data());
-  StepOptions fwd = opt;
-  fwd.save_for_backward = false;
-  auto loss = [&]() {
-    m.forward(in.view(), fwd);
-    return dot(m.last_hidden().data<float>(), r);
-  };
-  size_t n = 0;
-  for (auto* p : m.params().trainable()) {
-    auto g = p->grad.to_floats();
-    double norm = 0;
-    for (float v : g) norm += std::fabs(v);
-    EXPECT_GT(norm, 0.0) << p->name << " got no gradient";
-    ladder::test::expect_directional_grad_ok(p->name, loss, p->w(), size_t(p->value.numel()), g.data(), 1e-2, 5e-3, 3e-3);
-    ++n;
-  }
-  for (auto& p : m.params().all())
-    if (!p->trainable) {
-      EXPECT_FALSE(p->grad.defined()) << p->name;
-    }
-  return n;
-}
+namespace {
+constexpr uint64_t kDropoutSeed = 77;  // this file's whole-model gradient checks
+}  // namespace
+
+namespace {
 
 // Adapter weights from N(0, 0.02) to N(0, 0.3), so an adapter's Jacobian is large enough for a wrong
 // input gradient to show in the parameters below it.
@@ -69,10 +42,10 @@ void boost(Backbone& m) {
     }
 }
 
-MethodOptions small_options(const std::string& act) {
-  MethodOptions o;
-  o.adapter_reduction = 4;  // d = 16 -> m = 4
-  o.adapter_activation = act;
+MethodConfig small_options(const std::string& act) {
+  MethodConfig o;
+  o.set("adapter_reduction", 4);  // d = 16 -> m = 4
+  o.set("adapter_activation", act);
   return o;
 }
 
@@ -130,16 +103,16 @@ TEST(BottleneckAdapter, HookGradientsMatchFiniteDifferences) {
 
 TEST(BottleneckAdapter, HoulsbyGradientsThroughFrozenBertWithDropout) {
   auto m = tiny_backbone(false, "houlsby_grad", 41);
-  auto method = make_adapter_method("houlsby", *m, small_options("swish"));
+  auto method = make_method("houlsby", *m, small_options("swish"));
   boost(*m);
-  EXPECT_EQ(check_model_gradients(*m, 3), 2u * 2u * 4u);  // 2 layers x 2 adapters x (W, b) x 2 projections
+  EXPECT_EQ(check_model_gradients(*m, 3, kDropoutSeed), 2u * 2u * 4u);  // 2 layers x 2 adapters x (W, b) x 2 projections
 }
 
 TEST(BottleneckAdapter, PfeifferGradientsThroughFrozenBertWithDropout) {
   auto m = tiny_backbone(false, "pfeiffer_grad", 42);
-  auto method = make_adapter_method("pfeiffer", *m, small_options("gelu"));
+  auto method = make_method("pfeiffer", *m, small_options("gelu"));
   boost(*m);
-  EXPECT_EQ(check_model_gradients(*m, 4), 2u * 4u);
+  EXPECT_EQ(check_model_gradients(*m, 4, kDropoutSeed), 2u * 4u);
   // only after the FFN
   EXPECT_NE(m->params().find("encoder.layer.1.output.adapter.up.weight"), nullptr);
   EXPECT_EQ(m->params().find("encoder.layer.1.attention.output.adapter.up.weight"), nullptr);
@@ -148,9 +121,9 @@ TEST(BottleneckAdapter, PfeifferGradientsThroughFrozenBertWithDropout) {
 TEST(BottleneckAdapter, HoulsbyGradientsThroughFrozenGpt2WithDropout) {
   auto m = tiny_backbone(true, "houlsby_gpt2", 43);
   // swish: a finite difference through ReLU's kink is not a derivative (ReLU is checked in the unit test)
-  auto method = make_adapter_method("houlsby", *m, small_options("swish"));
+  auto method = make_method("houlsby", *m, small_options("swish"));
   boost(*m);
-  EXPECT_EQ(check_model_gradients(*m, 5), 2u * 2u * 4u);
+  EXPECT_EQ(check_model_gradients(*m, 5, kDropoutSeed), 2u * 2u * 4u);
   for (const char* n : {"h.0.attn.adapter.down.weight", "h.0.mlp.adapter.up.bias", "h.1.attn.adapter.up.weight"})
     EXPECT_NE(m->params().find(n), nullptr) << n;
 }
@@ -158,10 +131,10 @@ TEST(BottleneckAdapter, HoulsbyGradientsThroughFrozenGpt2WithDropout) {
 TEST(BottleneckAdapter, TrainLayerNormsUnfreezesEveryLayerNorm) {
   auto m = tiny_backbone(false, "houlsby_ln", 44);
   auto o = small_options("gelu");
-  o.train_layer_norms = true;
-  auto method = make_adapter_method("pfeiffer", *m, o);
+  o.set("train_layer_norms", true);
+  auto method = make_method("pfeiffer", *m, o);
   // embeddings.LayerNorm + 2 per layer, weight and bias each
-  EXPECT_EQ(check_model_gradients(*m, 6), 2u * 4u + 2u * (1 + 2 * 2));
+  EXPECT_EQ(check_model_gradients(*m, 6, kDropoutSeed), 2u * 4u + 2u * (1 + 2 * 2));
   EXPECT_TRUE(m->params().at("encoder.layer.0.attention.output.LayerNorm.weight").trainable);
   EXPECT_FALSE(m->params().at("encoder.layer.0.attention.self.query.weight").trainable);
 }
@@ -169,7 +142,7 @@ TEST(BottleneckAdapter, TrainLayerNormsUnfreezesEveryLayerNorm) {
 TEST(BottleneckAdapter, NamesCountsAndShapes) {
   auto m = tiny_backbone(false, "houlsby_names", 45);
   const size_t before = m->params().count(false);
-  auto method = make_adapter_method("houlsby", *m, small_options("relu"));
+  auto method = make_method("houlsby", *m, small_options("relu"));
   // d = 16, m = 4: (16*4 + 4) + (4*16 + 16) = 148 per adapter, 4 adapters
   EXPECT_EQ(m->params().count(true), 4u * 148u);
   EXPECT_EQ(m->params().count(false), before + 4u * 148u);
@@ -214,7 +187,7 @@ TEST(BottleneckAdapter, InitIsNearIdentityAndZeroUpIsExact) {
   for (size_t i = 0; i < base.size(); ++i) ASSERT_EQ(z[i], base[i]);
   // AdapterHub "bert" init (N(0, 0.02) on both projections): close to the backbone, but not equal
   auto m2 = tiny_backbone(false, "houlsby_init2", 46);
-  auto method = make_adapter_method("houlsby", *m2, small_options("relu"));
+  auto method = make_method("houlsby", *m2, small_options("relu"));
   m2->forward(in.view(), {});
   auto h = m2->last_hidden().to_floats();
   double maxdiff = 0;
@@ -226,30 +199,30 @@ TEST(BottleneckAdapter, InitIsNearIdentityAndZeroUpIsExact) {
 TEST(BottleneckAdapter, SeamConflictsAreNamedErrors) {
   auto m = tiny_backbone(false, "houlsby_conflict", 47);
   auto o = small_options("relu");
-  o.compacter_n = 2;
-  auto h = make_adapter_method("houlsby", *m, o);
+  o.set("compacter_n", 2);
+  auto h = make_method("houlsby", *m, o);
   const size_t count = m->params().all().size();
   try {
-    make_adapter_method("compacter", *m, o);
+    make_method("compacter", *m, o);
     ADD_FAILURE() << "houlsby + compacter must conflict";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("encoder.layer.0 after_attention"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(make_adapter_method("pfeiffer", *m, o), std::invalid_argument);
+  EXPECT_THROW(make_method("pfeiffer", *m, o), std::invalid_argument);
   EXPECT_EQ(m->params().all().size(), count) << "a refused method registered parameters";
   // different seams compose
-  EXPECT_NO_THROW(make_adapter_method("krona_b", *m, [] { MethodOptions k; k.krona_a1 = k.krona_a2 = 4; return k; }()));
+  EXPECT_NO_THROW(make_method("krona_b", *m, [] { MethodConfig k; k.set("krona_a1", 4); k.set("krona_a2", 4); return k; }()));
   auto g = tiny_backbone(true, "pfeiffer_conflict", 48);
-  auto p = make_adapter_method("pfeiffer", *g, o);
+  auto p = make_method("pfeiffer", *g, o);
   try {
-    make_adapter_method("compacter++", *g, o);
+    make_method("compacter++", *g, o);
     ADD_FAILURE() << "pfeiffer + compacter++ must conflict";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("h.0 after_ffn"), std::string::npos) << e.what();
   }
-  EXPECT_NO_THROW(make_adapter_method("compacter", *tiny_backbone(false, "houlsby_ok", 49), o));
-  EXPECT_THROW(make_adapter_method("houlsby", *g, [] { MethodOptions k; k.adapter_reduction = 3; return k; }()),
+  EXPECT_NO_THROW(make_method("compacter", *tiny_backbone(false, "houlsby_ok", 49), o));
+  EXPECT_THROW(make_method("houlsby", *g, [] { MethodConfig k; k.set("adapter_reduction", 3); return k; }()),
                std::invalid_argument);
-  EXPECT_THROW(make_adapter_method("bogus", *g, o), std::invalid_argument);
-  EXPECT_EQ(adapter_method_names().size(), 7u);
+  EXPECT_THROW(make_method("bogus", *g, o), std::invalid_argument);
+  EXPECT_EQ(adapter_method_infos().size(), 7u);
 }

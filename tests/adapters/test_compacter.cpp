@@ -8,10 +8,12 @@
 #include <random>
 
 #include "adapters/adapter_methods.h"
+#include "adapters/method_registry.h"
 #include "adapters/phm.h"
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/model_gradcheck.h"
 #include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
@@ -23,48 +25,20 @@ using ladder::test::dot;
 using ladder::test::fill_randn;
 using ladder::test::tiny_backbone;
 
+using ladder::test::check_model_gradients;
+
+namespace {
+constexpr uint64_t kDropoutSeed = 78;  // this file's whole-model gradient checks
+}  // namespace
+
 namespace {
 
-MethodOptions small_options() {
-  MethodOptions o;
-  o.adapter_reduction = 4;  // d = 16 -> m = 4
-  o.compacter_n = 2;        // in/n, out/n = 8, 2
-  o.adapter_activation = "gelu_new";
+MethodConfig small_options() {
+  MethodConfig o;
+  o.set("adapter_reduction", 4);  // d = 16 -> m = 4
+  o.set("compacter_n", 2);        // in/n, out/n = 8, 2
+  o.set("adapter_activation", std::string("gelu_new"));
   return o;
-}
-
-// As test_bottleneck_adapter.cpp: every trainable gradient through the whole model with dropout on.
-size_t check_model_gradients(Backbone& m, unsigned seed) {
-  m.params().allocate_gradients();
-  TinyBatch in(m.config().vocab_size);
-  const int N = in.B * in.T, C = m.config().hidden;
-  auto r = ladder::test::randn(size_t(N) * C, seed);
-  StepOptions opt;
-  opt.save_for_backward = true;
-  opt.training = true;
-  opt.seed = 78;
-  m.forward(in.view(), opt);
-  m.backward(r.data());
-  StepOptions fwd = opt;
-  fwd.save_for_backward = false;
-  auto loss = [&]() {
-    m.forward(in.view(), fwd);
-    return dot(m.last_hidden().data<float>(), r);
-  };
-  size_t n = 0;
-  for (auto* p : m.params().trainable()) {
-    auto g = p->grad.to_floats();
-    double norm = 0;
-    for (float v : g) norm += std::fabs(v);
-    EXPECT_GT(norm, 0.0) << p->name << " got no gradient";
-    ladder::test::expect_directional_grad_ok(p->name, loss, p->w(), size_t(p->value.numel()), g.data(), 1e-2, 5e-3, 3e-3);
-    ++n;
-  }
-  for (auto& p : m.params().all())
-    if (!p->trainable) {
-      EXPECT_FALSE(p->grad.defined()) << p->name;
-    }
-  return n;
 }
 
 }  // namespace
@@ -174,10 +148,10 @@ TEST(Phm, SharedRuleGradientIsTheSumOfPerLayerContributions) {
 
 TEST(Compacter, GradientsThroughFrozenBertWithDropout) {
   auto m = tiny_backbone(false, "compacter_grad", 51);
-  auto method = make_adapter_method("compacter", *m, small_options());
+  auto method = make_method("compacter", *m, small_options());
   fill_randn(m->params().at("phm_rule"), 9, 0.5f);  // from N(0, 1e-4) to a size the check can see
   // 4 adapters x 2 PHM layers x (W_left, W_right, b) + the shared rule
-  EXPECT_EQ(check_model_gradients(*m, 3), 4u * 2u * 3u + 1u);
+  EXPECT_EQ(check_model_gradients(*m, 3, kDropoutSeed), 4u * 2u * 3u + 1u);
   int rules = 0;
   for (auto& p : m->params().all()) rules += p->name.find("phm_rule") != std::string::npos;
   EXPECT_EQ(rules, 1) << "the rule must be one parameter shared by every PHM layer";
@@ -186,19 +160,19 @@ TEST(Compacter, GradientsThroughFrozenBertWithDropout) {
 TEST(Compacter, PlusPlusWithLayerNormsThroughFrozenBertWithDropout) {
   auto m = tiny_backbone(false, "compacterpp_grad", 52);
   auto o = small_options();
-  o.train_layer_norms = true;
-  auto method = make_adapter_method("compacter++", *m, o);
+  o.set("train_layer_norms", true);
+  auto method = make_method("compacter++", *m, o);
   fill_randn(m->params().at("phm_rule"), 9, 0.5f);
-  EXPECT_EQ(check_model_gradients(*m, 4), 2u * 2u * 3u + 1u + 10u);
+  EXPECT_EQ(check_model_gradients(*m, 4, kDropoutSeed), 2u * 2u * 3u + 1u + 10u);
   EXPECT_EQ(m->params().find("encoder.layer.0.attention.output.adapter.down.W_left"), nullptr);
   EXPECT_NE(m->params().find("encoder.layer.0.output.adapter.down.W_left"), nullptr);
 }
 
 TEST(Compacter, GradientsThroughFrozenGpt2WithDropout) {
   auto m = tiny_backbone(true, "compacter_gpt2", 53);
-  auto method = make_adapter_method("compacter", *m, small_options());
+  auto method = make_method("compacter", *m, small_options());
   fill_randn(m->params().at("phm_rule"), 9, 0.5f);
-  EXPECT_EQ(check_model_gradients(*m, 5), 4u * 2u * 3u + 1u);
+  EXPECT_EQ(check_model_gradients(*m, 5, kDropoutSeed), 4u * 2u * 3u + 1u);
   EXPECT_NE(m->params().find("h.1.attn.adapter.up.W_right"), nullptr);
 }
 
@@ -207,7 +181,7 @@ TEST(Compacter, InitialModelIsTheBackboneUpToTheRuleScale) {
   TinyBatch in(m->config().vocab_size);
   m->forward(in.view(), {});
   auto base = m->last_hidden().to_floats();
-  auto method = make_adapter_method("compacter", *m, small_options());
+  auto method = make_method("compacter", *m, small_options());
   m->forward(in.view(), {});
   auto h = m->last_hidden().to_floats();
   for (size_t i = 0; i < base.size(); ++i) ASSERT_NEAR(h[i], base[i], 1e-4);  // rule ~ N(0, 1e-4)
@@ -220,14 +194,14 @@ TEST(Compacter, InitialModelIsTheBackboneUpToTheRuleScale) {
 TEST(Compacter, ParameterCountsMatchTheFormulas) {
   {
     auto m = tiny_backbone(false, "compacter_count", 55);
-    auto method = make_adapter_method("compacter", *m, small_options());
+    auto method = make_method("compacter", *m, small_options());
     EXPECT_EQ(m->params().count(true), 4u * 60u + 8u);
   }
   {
     auto m = tiny_backbone(false, "compacterpp_count", 56);
     auto o = small_options();
-    o.train_layer_norms = true;
-    auto method = make_adapter_method("compacter++", *m, o);
+    o.set("train_layer_norms", true);
+    auto method = make_method("compacter++", *m, o);
     EXPECT_EQ(m->params().count(true), 2u * 60u + 8u + (1u + 2u * 2u) * 32u);  // + LayerNorms (w, b of 16)
   }
   ParameterRegistry reg;
@@ -244,9 +218,9 @@ TEST(Compacter, ParameterCountsMatchTheFormulas) {
 TEST(Compacter, IndivisibleShapesAreNamedErrors) {
   auto m = tiny_backbone(false, "compacter_bad", 57);
   auto o = small_options();
-  o.compacter_n = 3;
+  o.set("compacter_n", 3);
   try {
-    make_adapter_method("compacter", *m, o);
+    make_method("compacter", *m, o);
     ADD_FAILURE() << "n = 3 does not divide 16";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("compacter_n 3"), std::string::npos) << e.what();

@@ -7,11 +7,13 @@
 #include <random>
 
 #include "adapters/adapter_methods.h"
+#include "adapters/method_registry.h"
 #include "adapters/krona.h"
 #include "adapters/lora.h"
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/model_gradcheck.h"
 #include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
 
@@ -23,13 +25,19 @@ using ladder::test::dot;
 using ladder::test::fill_randn;
 using ladder::test::tiny_backbone;
 
+using ladder::test::check_model_gradients;
+
+namespace {
+constexpr uint64_t kDropoutSeed = 79;  // this file's whole-model gradient checks
+}  // namespace
+
 namespace {
 
-MethodOptions small_options() {
-  MethodOptions o;
-  o.krona_a1 = 4;
-  o.krona_a2 = 2;
-  o.krona_scale = 2.0f;
+MethodConfig small_options() {
+  MethodConfig o;
+  o.set("krona_a1", 4);
+  o.set("krona_a2", 2);
+  o.set("krona_scale", 2.0f);
   return o;
 }
 
@@ -40,39 +48,6 @@ void wake(Backbone& m) {
     if (p->name.find("krona_A") != std::string::npos) fill_randn(*p, s++, 0.3f);
     if (p->name.find("krona_res_scale") != std::string::npos) p->w()[0] = 0.25f;
   }
-}
-
-size_t check_model_gradients(Backbone& m, unsigned seed) {
-  m.params().allocate_gradients();
-  TinyBatch in(m.config().vocab_size);
-  const int N = in.B * in.T, C = m.config().hidden;
-  auto r = ladder::test::randn(size_t(N) * C, seed);
-  StepOptions opt;
-  opt.save_for_backward = true;
-  opt.training = true;
-  opt.seed = 79;
-  m.forward(in.view(), opt);
-  m.backward(r.data());
-  StepOptions fwd = opt;
-  fwd.save_for_backward = false;
-  auto loss = [&]() {
-    m.forward(in.view(), fwd);
-    return dot(m.last_hidden().data<float>(), r);
-  };
-  size_t n = 0;
-  for (auto* p : m.params().trainable()) {
-    auto g = p->grad.to_floats();
-    double norm = 0;
-    for (float v : g) norm += std::fabs(v);
-    EXPECT_GT(norm, 0.0) << p->name << " got no gradient";
-    ladder::test::expect_directional_grad_ok(p->name, loss, p->w(), size_t(p->value.numel()), g.data(), 1e-2, 5e-3, 3e-3);
-    ++n;
-  }
-  for (auto& p : m.params().all())
-    if (!p->trainable) {
-      EXPECT_FALSE(p->grad.defined()) << p->name;
-    }
-  return n;
 }
 
 }  // namespace
@@ -142,10 +117,10 @@ TEST(Krona, GradientsOfFactorsResidualAndInputAreExact) {
 TEST(Krona, GradientsThroughFrozenBertWithDropout) {
   for (const char* name : {"krona", "krona_b", "krona_b_res"}) {
     auto m = tiny_backbone(false, std::string("krona_grad_") + name, 61);
-    auto method = make_adapter_method(name, *m, small_options());
+    auto method = make_method(name, *m, small_options());
     wake(*m);
     const size_t expect = std::string(name) == "krona" ? 2u * 2u * 2u : std::string(name) == "krona_b" ? 4u : 6u;
-    EXPECT_EQ(check_model_gradients(*m, 3), expect) << name;
+    EXPECT_EQ(check_model_gradients(*m, 3, kDropoutSeed), expect) << name;
   }
 }
 
@@ -153,10 +128,10 @@ TEST(Krona, GradientsThroughFrozenGpt2WithDropout) {
   for (const char* name : {"krona", "krona_b_res"}) {
     auto m = tiny_backbone(true, std::string("krona_gpt2_") + name, 62);
     auto o = small_options();
-    o.krona_targets = {"qkv", "ffn_out"};
-    auto method = make_adapter_method(name, *m, o);
+    o.set("krona_targets", std::vector<std::string>{"qkv", "ffn_out"});
+    auto method = make_method(name, *m, o);
     wake(*m);
-    EXPECT_EQ(check_model_gradients(*m, 4), std::string(name) == "krona" ? 2u * 2u * 2u : 6u) << name;
+    EXPECT_EQ(check_model_gradients(*m, 4, kDropoutSeed), std::string(name) == "krona" ? 2u * 2u * 2u : 6u) << name;
   }
 }
 
@@ -168,8 +143,8 @@ TEST(Krona, ZeroInitLeavesTheBackboneUnchanged) {
       m->forward(in.view(), {});
       auto base = m->last_hidden().to_floats();
       auto o = small_options();
-      if (gpt) o.krona_targets = {"qkv"};
-      auto method = make_adapter_method(name, *m, o);
+      if (gpt) o.set("krona_targets", std::vector<std::string>{"qkv"});
+      auto method = make_method(name, *m, o);
       double bnorm = 0;
       for (auto& p : m->params().all())
         if (p->name.find("krona_B") != std::string::npos)
@@ -185,8 +160,8 @@ TEST(Krona, MergeGivesTheSameOutputAndUnmergeRestoresTheWeight) {
   for (bool gpt : {false, true}) {  // BERT weights are [out, in], GPT-2 Conv1D weights [in, out]
     auto m = tiny_backbone(gpt, gpt ? "krona_merge_g" : "krona_merge_b", 64);
     auto o = small_options();
-    o.krona_targets = gpt ? std::vector<std::string>{"qkv", "ffn_in"} : std::vector<std::string>{"query", "value", "ffn_in"};
-    auto method = make_adapter_method("krona", *m, o);
+    o.set("krona_targets", gpt ? std::vector<std::string>{"qkv", "ffn_in"} : std::vector<std::string>{"query", "value", "ffn_in"});
+    auto method = make_method("krona", *m, o);
     ASSERT_TRUE(method->mergeable());
     wake(*m);
     const std::string wname = gpt ? "h.0.mlp.c_fc.weight" : "encoder.layer.0.intermediate.dense.weight";
@@ -214,9 +189,9 @@ TEST(Krona, MergeGivesTheSameOutputAndUnmergeRestoresTheWeight) {
 TEST(Krona, IndivisibleShapesAndTakenSeamsAreNamedErrors) {
   auto m = tiny_backbone(false, "krona_bad", 65);
   auto o = small_options();
-  o.krona_a1 = 5;
+  o.set("krona_a1", 5);
   try {
-    make_adapter_method("krona", *m, o);
+    make_method("krona", *m, o);
     ADD_FAILURE() << "a1 = 5 does not divide 16";
   } catch (const std::invalid_argument& e) {
     const std::string w = e.what();
@@ -224,12 +199,12 @@ TEST(Krona, IndivisibleShapesAndTakenSeamsAreNamedErrors) {
     EXPECT_NE(w.find("16 -> 16"), std::string::npos) << w;
     EXPECT_NE(w.find("krona_a1 = 5"), std::string::npos) << w;
   }
-  EXPECT_THROW(make_adapter_method("krona_b", *m, o), std::invalid_argument);
+  EXPECT_THROW(make_method("krona_b", *m, o), std::invalid_argument);
   EXPECT_TRUE(m->params().trainable().empty()) << "a refused method registered parameters";
   // krona_b and krona_b_res both use ffn_parallel
-  auto kb = make_adapter_method("krona_b", *m, small_options());
+  auto kb = make_method("krona_b", *m, small_options());
   try {
-    make_adapter_method("krona_b_res", *m, small_options());
+    make_method("krona_b_res", *m, small_options());
     ADD_FAILURE() << "krona_b + krona_b_res must conflict";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("encoder.layer.0 ffn_parallel"), std::string::npos) << e.what();
@@ -238,15 +213,15 @@ TEST(Krona, IndivisibleShapesAndTakenSeamsAreNamedErrors) {
   auto mods = m->linear_modules();
   LoraBranch lora(m->params(), mods[0].first, *mods[0].second, {4, 8.0f, 0.0f}, 1);
   try {
-    make_adapter_method("krona", *m, small_options());
+    make_method("krona", *m, small_options());
     ADD_FAILURE() << "lora + krona on query must conflict";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find(mods[0].first), std::string::npos) << e.what();
   }
   // seams that differ compose: krona on key only
   auto o2 = small_options();
-  o2.krona_targets = {"key"};
-  EXPECT_NO_THROW(make_adapter_method("krona", *m, o2));
+  o2.set("krona_targets", std::vector<std::string>{"key"});
+  EXPECT_NO_THROW(make_method("krona", *m, o2));
 }
 
 // Counted by hand. Tiny BERT (d 16, a1 4, a2 2 -> B [4, 8]): 8 + 32 = 40 per module; krona on query/value of
@@ -256,7 +231,7 @@ TEST(Krona, IndivisibleShapesAndTakenSeamsAreNamedErrors) {
 TEST(Krona, ParameterCountsMatchTheFormulas) {
   for (const char* name : {"krona", "krona_b", "krona_b_res"}) {
     auto m = tiny_backbone(false, std::string("krona_count_") + name, 66);
-    auto method = make_adapter_method(name, *m, small_options());
+    auto method = make_method(name, *m, small_options());
     const size_t expect = std::string(name) == "krona" ? 160u : std::string(name) == "krona_b" ? 80u : 82u;
     EXPECT_EQ(m->params().count(true), expect) << name;
   }

@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "adapters/method.h"
+#include "adapters/method_registry.h"
+#include "adapters/target_linears.h"
 #include "core/backbones/bert_model.h"
 #include "tests/support/tiny_batch.h"
 #include "tests/support/tiny_models.h"
@@ -40,9 +42,9 @@ TEST(Methods, LoraPlusBitfitTrainsLowRankFactorsAndBiasesOnly) {
 
 TEST(Methods, CompacterPlusPlusParsesAloneAndCombined) {
   auto m = tiny_bert("methods_cpp");
-  adapters::MethodOptions o;
-  o.adapter_reduction = 4;
-  o.compacter_n = 2;
+  adapters::MethodConfig o;
+  o.set("adapter_reduction", 4);
+  o.set("compacter_n", 2);
   auto methods = adapters::apply_methods(*m, "compacter+++lora", o);
   ASSERT_EQ(methods.size(), 2u);
   EXPECT_EQ(methods[0]->name(), "compacter++");
@@ -82,8 +84,8 @@ TEST(Methods, LoraTargetsMapToModuleNamesAndRejectUnknownOnes) {
 
 TEST(Methods, PromptTuningInsertsSoftTokensAfterCls) {
   auto m = tiny_bert("methods_prompt");
-  adapters::MethodOptions o;
-  o.prompt_tokens = 3;
+  adapters::MethodConfig o;
+  o.set("prompt_tokens", 3);
   auto methods = adapters::apply_methods(*m, "prompt", o);
   EXPECT_EQ(adapters::total_prompt_tokens(methods), 3);
   std::vector<int32_t> ids = {2, 10, 11, 3}, types = {0, 0, 0, 0}, mask = {1, 1, 1, 1};
@@ -112,7 +114,7 @@ TEST(Methods, PromptTuningInsertsSoftTokensAfterCls) {
 // method seam in the last layer: LoRA on all six Linears (with LoRA dropout), adapter hooks, PHM hooks and
 // a branch parallel to the FFN.
 namespace {
-void expect_first_token_path_matches(const std::string& spec, adapters::MethodOptions mo) {
+void expect_first_token_path_matches(const std::string& spec, adapters::MethodConfig mo) {
   auto m = core::load_backbone(test::write_tiny_bert(test::temp_dir("first_token_" + spec), 43));
   auto methods = adapters::apply_methods(*m, spec, mo);
   unsigned seed = 100;
@@ -159,12 +161,12 @@ void expect_first_token_path_matches(const std::string& spec, adapters::MethodOp
 }  // namespace
 
 TEST(Methods, FirstTokenOnlyPathMatchesFullPathForEverySeam) {
-  adapters::MethodOptions mo;
-  mo.lora.dropout = 0.1f;
-  mo.lora_targets = {"query", "key", "value", "attention_output", "ffn_in", "ffn_out"};
-  mo.adapter_reduction = 4;
-  mo.krona_a1 = 4;
-  mo.krona_a2 = 4;
+  adapters::MethodConfig mo;
+  mo.set("lora_dropout", 0.1f);
+  mo.set("lora_targets", std::vector<std::string>{"query", "key", "value", "attention_output", "ffn_in", "ffn_out"});
+  mo.set("adapter_reduction", 4);
+  mo.set("krona_a1", 4);
+  mo.set("krona_a2", 4);
   for (const char* spec : {"full", "lora", "houlsby", "compacter", "krona_b", "lora+bitfit"})
     expect_first_token_path_matches(spec, mo);
 }

@@ -308,12 +308,12 @@ TEST(LstFisher, SampleCountErrorsNameTheOption) {
   for (const std::string bad : {"0", "-3"}) {
     apps::TrainConfig c;
     const std::string e = error_of([&] { apps::parse_train_config(r.args("fisher", "42", {}, bad), c); });
-    EXPECT_NE(e.find("method.lst_fisher_samples must be positive, got " + bad), std::string::npos) << e;
+    EXPECT_NE(e.find("method.lst_fisher_samples: must be positive, got " + bad), std::string::npos) << e;
   }
   apps::TrainConfig c = r.config("fisher", "42");
-  c.lst.fisher_samples = 0;  // a config built in code skips the parser's check; the pass checks again
-  std::string e = error_of([&] { apps::build_run_model(c); });
-  EXPECT_NE(e.find("method.lst_fisher_samples must be positive"), std::string::npos) << e;
+  // A config built in code is checked as the parser checks it.
+  std::string e = error_of([&] { c.method_config.set("lst_fisher_samples", 0); });
+  EXPECT_NE(e.find("method.lst_fisher_samples: must be positive"), std::string::npos) << e;
 
   // A training split without rows: nothing to draw.
   const std::string empty = r.root + "/empty";

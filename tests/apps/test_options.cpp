@@ -133,10 +133,10 @@ TEST(Options, HelpReturnsFalseWithoutRequiringOptions) {
 TEST(Options, LstRecomputeParsesAndBadValuesNameIt) {
   ladder::apps::TrainConfig on, off, bad;
   ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst"}, on));
-  EXPECT_EQ(on.lst.recompute, "auto");
+  EXPECT_EQ(on.method_config.text("lst_recompute"), "auto");
   for (const char* mode : {"blocks", "softmax", "none"}) {
     ASSERT_TRUE(ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", mode}, off));
-    EXPECT_EQ(off.lst.recompute, mode);
+    EXPECT_EQ(off.method_config.text("lst_recompute"), mode);
   }
   const std::string msg = error_of([&] {
     ladder::apps::parse_train_config({"--model.dir", "/m", "--method.name", "lst", "--method.lst_recompute", "sometimes"}, bad);

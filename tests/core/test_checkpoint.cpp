@@ -70,6 +70,7 @@ CheckpointData sample_checkpoint(int64_t step) {
   d.tp = 4;
   d.backbone_id = "bert-base-uncased";
   d.backbone_hash = "sha256:0123456789abcdef";
+  d.optimizer_kind = "adamw";
   d.params = {
       {"encoder.layer.0.attention.self.query.lora_A", ramp_tensor({4, 16}, 0.5f)},
       {"encoder.layer.0.attention.self.query.lora_B", ramp_tensor({16, 4}, -0.25f)},
@@ -85,6 +86,7 @@ CheckpointData sample_checkpoint(int64_t step) {
   };
   d.rng = {{"torch_cpu", {0, 1, 2, 255, 128, 7}}, {"dropout.rank0", {}}, {"mt19937", std::vector<uint8_t>(5000, 0xab)}};
   d.sampler = {{"epoch_permutation", {5, 3, 1, 0, 4, 2, -1, INT64_MAX}}, {"position", {42}}};
+  d.recipe_state = {{"rows_read", {7, INT64_MIN}}};
   d.metrics = {{"loss", {2.3, 1.7, 0.9, 0.81}}, {"lr", {1e-4, 9e-5}}, {"eval_accuracy", {0.5, 0.875}}, {"empty", {}}};
   d.extra_attrs = {{"best_metric", "0.875"}, {"note", "unicode ok: héllo"}};
   return d;
@@ -100,6 +102,7 @@ void expect_same(const CheckpointData& a, const CheckpointData& b) {
   EXPECT_EQ(a.tp, b.tp);
   EXPECT_EQ(a.backbone_id, b.backbone_id);
   EXPECT_EQ(a.backbone_hash, b.backbone_hash);
+  EXPECT_EQ(a.optimizer_kind, b.optimizer_kind);
   ASSERT_EQ(a.params.size(), b.params.size());
   for (size_t i = 0; i < a.params.size(); ++i) {
     EXPECT_EQ(a.params[i].first, b.params[i].first);
@@ -112,6 +115,7 @@ void expect_same(const CheckpointData& a, const CheckpointData& b) {
   }
   EXPECT_EQ(a.rng, b.rng);
   EXPECT_EQ(a.sampler, b.sampler);
+  EXPECT_EQ(a.recipe_state, b.recipe_state);
   ASSERT_EQ(a.metrics.size(), b.metrics.size());
   for (const auto& [k, v] : a.metrics) {
     ASSERT_TRUE(b.metrics.count(k)) << k;
@@ -149,6 +153,7 @@ TEST(Checkpoint, RoundTripEveryFieldBitExact) {
   EXPECT_EQ(f.get_attr_string("layout"), "dp=2,tp=4");
   EXPECT_EQ(f.get_attr_int("dp"), 2);
   EXPECT_EQ(f.get_attr_int("tp"), 4);
+  EXPECT_EQ(f.get_attr_string("optimizer_kind"), "adamw");
   EXPECT_TRUE(f.exists("/params/encoder.layer.0.attention.self.query.lora_A"));
   EXPECT_TRUE(f.is_group("/optimizer/classifier.weight"));
   EXPECT_EQ(f.list_group("/optimizer/classifier.weight"), (std::vector<std::string>{"exp_avg", "exp_avg_sq"}));
@@ -171,6 +176,64 @@ TEST(Checkpoint, NonF32ParamsAreStoredAsF32AndQuantizedStatesKeepTheirDtype) {
   EXPECT_EQ(r.optimizer[0].first, "w/exp_avg/blocks");
   EXPECT_TRUE(same_bits(r.optimizer[0].second, d.optimizer[0].second));
   EXPECT_EQ(r.optimizer[1].first, "w/exp_avg/scales");
+}
+
+TEST(Checkpoint, OptimizerKindRoundTripsAndIsNoExtraAttribute) {
+  const std::string dir = temp_dir("ckpt_kind");
+  CheckpointData d = sample_checkpoint(5);
+  d.optimizer_kind = "adamw8bit";
+  d.optimizer = {{"w/state1", Tensor::from_ints({1, -2, 3, 4}, {4}, MemCategory::workspace).to(DType::i8, MemCategory::workspace)},
+                 {"w/absmax1", ramp_tensor({1}, 0.5f)}};
+  core::write_checkpoint(dir + "/a.h5", d);
+  const auto r = core::read_checkpoint(dir + "/a.h5");
+  EXPECT_EQ(r.optimizer_kind, "adamw8bit");
+  EXPECT_EQ(r.extra_attrs, d.extra_attrs);  // read as the kind, not as an extra attribute
+  ASSERT_EQ(r.optimizer.size(), 2u);
+  EXPECT_EQ(r.optimizer[0].second.dtype(), DType::i8);
+  EXPECT_EQ(r.optimizer[1].second.dtype(), DType::f32);
+  // A default CheckpointData records AdamW.
+  EXPECT_EQ(CheckpointData{}.optimizer_kind, "adamw");
+  d.optimizer_kind = "";
+  expect_error([&] { core::write_checkpoint(dir + "/b.h5", d); }, {dir + "/b.h5", "optimizer kind"});
+  d.optimizer_kind = "adamw";
+  d.extra_attrs["optimizer_kind"] = "sgd";
+  expect_error([&] { core::write_checkpoint(dir + "/c.h5", d); }, {"'optimizer_kind'", "reserved"});
+}
+
+TEST(Checkpoint, FileWithoutOptimizerKindReadsAsAdamW) {
+  // The layout checkpoints had before the optimizer kind was recorded, written with the plain HDF5 layer.
+  const std::string path = temp_dir("ckpt_no_kind") + "/old.h5";
+  {
+    auto f = core::Hdf5File::create(path);
+    f.set_attr("format", std::string("ladder-checkpoint"));
+    f.set_attr("version", int64_t(1));
+    f.set_attr("step", int64_t(10));
+    f.set_attr("epoch", int64_t(0));
+    f.set_attr("samples_seen", int64_t(320));
+    f.set_attr("config", std::string("[train]\nlr = 1e-4\n"));
+    f.set_attr("method", std::string("lora"));
+    f.set_attr("layout", std::string("dp=1,tp=1"));
+    f.set_attr("dp", int64_t(1));
+    f.set_attr("tp", int64_t(1));
+    f.set_attr("backbone_id", std::string("bert"));
+    f.set_attr("backbone_hash", std::string("sha256:00"));
+    for (const char* g : {"/params", "/optimizer", "/rng", "/sampler", "/metrics"}) f.create_group(g, true);
+    const Tensor w = ramp_tensor({2, 3}, 1.0f), m = ramp_tensor({2, 3}, 0.01f), v = ramp_tensor({2, 3}, 0.001f);
+    f.create_dataset("/params/w", DType::f32, {2, 3}).write_all(w.raw());
+    f.create_group("/optimizer/w", true);
+    f.create_dataset("/optimizer/w/exp_avg", DType::f32, {2, 3}).write_all(m.raw());
+    f.create_dataset("/optimizer/w/exp_avg_sq", DType::f32, {2, 3}).write_all(v.raw());
+    f.commit();
+  }
+  ASSERT_FALSE(core::Hdf5File::open_read(path).has_attr("optimizer_kind"));
+  const auto r = core::read_checkpoint(path);
+  EXPECT_EQ(r.optimizer_kind, "adamw");
+  EXPECT_TRUE(r.extra_attrs.empty());
+  ASSERT_EQ(r.optimizer.size(), 2u);
+  EXPECT_EQ(r.optimizer[0].first, "w/exp_avg");
+  EXPECT_EQ(r.optimizer[1].first, "w/exp_avg_sq");
+  EXPECT_EQ(r.optimizer[1].second.dtype(), DType::f32);
+  EXPECT_TRUE(same_bits(r.optimizer[1].second, ramp_tensor({2, 3}, 0.001f)));
 }
 
 TEST(Checkpoint, InvalidNamesAreErrors) {
@@ -516,6 +579,7 @@ TEST(Checkpoint, H5pyReadsTheSchema) {
                            "assert f['optimizer/classifier.weight/exp_avg_sq'].shape == (2, 3, 5)\n"
                            "assert list(f['metrics/loss'][...]) == [2.3, 1.7, 0.9, 0.81]\n"
                            "assert f['sampler/epoch_permutation'].dtype == 'int64'\n"
+                           "assert list(f['recipe/rows_read'][...]) == [7, -2**63]\n"
                            "assert bytes(f['rng/torch_cpu'][...]) == bytes([0, 1, 2, 255, 128, 7])\n"
                            "print('ok')\n";
   const std::string cmd = py + " '" + script + "' '" + path + "' > '" + out + "' 2>&1";

@@ -1,10 +1,11 @@
-// ShardSpec cuts: every part's extract/place round-trips into the whole (even, uneven, blocked, 1-D),
-// and mismatched shapes or groups are clear errors.
+// The region functions sum over the group (and do nothing without one); ShardSpec cuts: every part's
+// extract/place round-trips into the whole (even, uneven, blocked, 1-D), and mismatched shapes or groups
+// are clear errors.
 #include <gtest/gtest.h>
 
 #include <numeric>
 
-#include "core/modules/tensor_parallel.h"
+#include "core/modules/tensor_parallel_regions.h"
 
 using namespace ladder::core;
 
@@ -79,4 +80,54 @@ TEST(TensorParallelShards, GatherWholeRefusesAShardOfAnotherGroup) {
   EXPECT_THROW(gather_whole(part, ShardSpec{0, 0, 3, 1, {6, 2}}, &g, MemCategory::workspace), std::invalid_argument);
   // Replicated, or no group: a copy, no collective.
   EXPECT_EQ(gather_whole(part, ShardSpec{-1, 0, 1, 1, {2, 2}}, &g, MemCategory::workspace).shape(), (Shape{2, 2}));
+}
+
+namespace {
+
+// A group of `n` ranks that all hold the same data: its sum is n times each element.
+struct MirrorGroup : TensorParallelGroup {
+  int n, calls = 0;
+  explicit MirrorGroup(int size) : n(size) {}
+  int rank() const override { return 0; }
+  int size() const override { return n; }
+  void all_reduce_sum(float* data, size_t count) override {
+    ++calls;
+    for (size_t i = 0; i < count; ++i) data[i] *= float(n);
+  }
+};
+
+}  // namespace
+
+TEST(TensorParallelRegions, ReduceAndCopyBackwardSumOverTheGroupAndAreNoOpsWithoutOne) {
+  std::vector<float> x{1, 2, 3};
+  MirrorGroup two(2), one(1);
+  reduce_from_region(&two, x.data(), x.size());
+  EXPECT_EQ(x, (std::vector<float>{2, 4, 6}));
+  copy_to_region_backward(&two, x.data(), 2);
+  EXPECT_EQ(x, (std::vector<float>{4, 8, 6}));
+  EXPECT_EQ(two.calls, 2);
+  // A group of one rank and no group at all: nothing to communicate.
+  reduce_from_region(&one, x.data(), x.size());
+  copy_to_region_backward(&one, x.data(), x.size());
+  reduce_from_region(nullptr, x.data(), x.size());
+  copy_to_region_backward(nullptr, x.data(), x.size());
+  EXPECT_EQ(one.calls, 0);
+  EXPECT_EQ(x, (std::vector<float>{4, 8, 6}));
+  EXPECT_FALSE(tp_active(nullptr));
+  EXPECT_FALSE(tp_active(&one));
+  EXPECT_TRUE(tp_active(&two));
+}
+
+TEST(TensorParallelRegions, GatherBackwardTakesThisRanksPartOfTheWholeGradient) {
+  // gather-from-region's backward is the shard of the whole: with two mirrored ranks the gathered whole
+  // of part 1 holds part 1 in place (zeros elsewhere, times the group's sum), and its backward returns it.
+  struct Rank1 : MirrorGroup {
+    Rank1() : MirrorGroup(2) {}
+    int rank() const override { return 1; }
+  } g;
+  const ShardSpec spec{0, 1, 2, 1, {4, 2}};
+  Tensor part = Tensor::from_floats({4, 5, 6, 7}, {2, 2}, MemCategory::workspace);
+  const Tensor whole = gather_from_region(part, spec, &g, MemCategory::workspace);
+  EXPECT_EQ(whole.to_floats(), (std::vector<float>{0, 0, 0, 0, 8, 10, 12, 14}));
+  EXPECT_EQ(gather_from_region_backward(whole, spec, MemCategory::workspace).to_floats(), (std::vector<float>{8, 10, 12, 14}));
 }

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "adapters/method.h"
+#include "adapters/method_registry.h"
 #include "core/backbones/backbone.h"
 #include "core/backbones/bert_model.h"
 #include "parallel/process_grid.h"
@@ -35,11 +36,12 @@ std::string model_dir(bool gpt2, int world_rank) {
 }
 
 std::vector<std::unique_ptr<adapters::Method>> apply(core::Backbone& m, const std::string& method) {
-  adapters::MethodOptions o;
-  o.lora.r = 4;
-  o.lora.dropout = 0.1f;
-  o.lora_targets = {m.name() == "gpt2" ? "qkv" : "query", "attention_output", "ffn_in", "ffn_out"};
-  if (m.name() != "gpt2") o.lora_targets.insert(o.lora_targets.end(), {"key", "value"});
+  adapters::MethodConfig o;
+  o.set("lora_r", 4);
+  o.set("lora_dropout", 0.1f);
+  std::vector<std::string> targets = {m.name() == "gpt2" ? "qkv" : "query", "attention_output", "ffn_in", "ffn_out"};
+  if (m.name() != "gpt2") targets.insert(targets.end(), {"key", "value"});
+  o.set("lora_targets", targets);
   auto methods = adapters::apply_methods(m, method, o);
   // LoRA's B starts at zero, which would leave A's gradient zero: give B values (the same on every layout).
   for (auto& p : m.params().all())
