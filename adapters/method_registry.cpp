@@ -5,6 +5,7 @@
 
 #include "adapters/adapter_methods.h"
 #include "adapters/basic_methods.h"
+#include "adapters/ia3.h"
 #include "adapters/lora_methods.h"
 #include "adapters/lst/lst_method.h"
 #include "adapters/prompt_tuning.h"
@@ -21,7 +22,7 @@ std::string join(const std::vector<std::string>& v) {
 
 std::vector<MethodInfo> build_registry() {
   std::vector<MethodInfo> r = {full_method_info(), bitfit_method_info(), lora_method_info(), dylora_method_info(),
-                               prompt_method_info()};
+                               prompt_method_info(), ia3_method_info()};
   for (auto& m : adapter_method_infos()) r.push_back(std::move(m));
   r.push_back(lst_method_info());
   return r;

@@ -131,7 +131,8 @@ TEST_P(TensorParallelBackbone, MatchesOneProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Methods, TensorParallelBackbone,
                          ::testing::Values(TpCase{"full", false}, TpCase{"lora", false}, TpCase{"bitfit", false},
-                                           TpCase{"full", true}, TpCase{"lora", true}),
+                                           TpCase{"full", true}, TpCase{"lora", true}, TpCase{"ia3", false},
+                                           TpCase{"ia3", true}),
                          [](const auto& info) { return info.param.method + (info.param.gpt2 ? "_gpt2" : "_bert"); });
 
 TEST(TensorParallelBackbone, FrozenBytesSplit) {
