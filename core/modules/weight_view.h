@@ -32,7 +32,9 @@ class WeightView {
   WeightLayout layout_;
 };
 
-// Rows of a 16-bit weight widened per tile: at most this many f32 values (a quarter MiB) at a time.
-inline constexpr size_t kWeightTileValues = size_t(1) << 16;
+// Rows of a 16-bit weight widened per tile: at most this many f32 values (4 MiB) at a time. Large enough
+// that a tile is one GEMM of a BERT-base-sized weight (fewer, larger GEMMs keep BLAS at its speed), small
+// beside the f32 copy of an LLM's weight that it replaces.
+inline constexpr size_t kWeightTileValues = size_t(1) << 20;
 
 }  // namespace ladder::core

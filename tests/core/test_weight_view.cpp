@@ -62,9 +62,9 @@ void expect_within(const std::string& what, const std::vector<float>& got, const
 }  // namespace
 
 // Shapes larger than one tile (kWeightTileValues), in both layouts and both 16-bit types: forward and the
-// input gradient equal the exact products of the rounded weight within float rounding, with beta honoured.
+// input gradient equal the exact products of the rounded weight within float rounding, with beta 0 and 1.
 TEST(WeightView, SixteenBitTilesGiveTheProductsOfTheRoundedWeight) {
-  const int N = 7, IN = 300, OUT = 500;  // 150000 values: several tiles either way
+  const int N = 5, IN = 1100, OUT = 1000;  // 1.1M values: two tiles either way
   static_assert(size_t(IN) * OUT > kWeightTileValues);
   for (DType dt : {DType::bf16, DType::f16})
     for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
@@ -80,16 +80,21 @@ TEST(WeightView, SixteenBitTilesGiveTheProductsOfTheRoundedWeight) {
       auto W = [&](int i, int o) { return wr[t ? size_t(o) * IN + i : size_t(i) * OUT + o]; };
 
       const std::vector<float> x = randn(size_t(N) * IN, 4), y0 = randn(size_t(N) * OUT, 5);
-      std::vector<float> y = y0;
-      view.forward(N, x.data(), IN, 1.0f, y.data(), OUT);  // beta 1: adds to y0
-      Reference fy = reference(N, IN, OUT, x, W);
-      for (size_t i = 0; i < fy.y.size(); ++i) fy.y[i] += y0[i], fy.bound[i] += std::ldexp(std::fabs(y0[i]), -23);
-      expect_within("forward", y, fy);
+      const std::vector<float> dy = randn(size_t(N) * OUT, 6), dx0 = randn(size_t(N) * IN, 7);
+      for (float beta : {0.0f, 1.0f}) {  // 0: the output is overwritten; 1: the product is added to it
+        SCOPED_TRACE(beta);
+        std::vector<float> y = y0;
+        view.forward(N, x.data(), IN, beta, y.data(), OUT);
+        Reference fy = reference(N, IN, OUT, x, W);
+        for (size_t i = 0; i < fy.y.size(); ++i) fy.y[i] += beta * y0[i], fy.bound[i] += std::ldexp(std::fabs(y0[i]), -23);
+        expect_within("forward", y, fy);
 
-      const std::vector<float> dy = randn(size_t(N) * OUT, 6);
-      std::vector<float> dx(size_t(N) * IN, 1000.0f);
-      view.backward_input(N, dy.data(), OUT, 0.0f, dx.data(), IN);  // beta 0: overwrites
-      expect_within("backward_input", dx, reference(N, OUT, IN, dy, [&](int o, int i) { return W(i, o); }));
+        std::vector<float> dx = dx0;
+        view.backward_input(N, dy.data(), OUT, beta, dx.data(), IN);
+        Reference bx = reference(N, OUT, IN, dy, [&](int o, int i) { return W(i, o); });
+        for (size_t i = 0; i < bx.y.size(); ++i) bx.y[i] += beta * dx0[i], bx.bound[i] += std::ldexp(std::fabs(dx0[i]), -23);
+        expect_within("backward_input", dx, bx);
+      }
     }
 }
 
