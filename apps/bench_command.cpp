@@ -13,8 +13,7 @@
 #include "apps/gemm_ceiling.h"
 #include "apps/options.h"
 #include "apps/report.h"
-#include "core/backbones/bert_model.h"
-#include "core/backbones/gpt2_model.h"
+#include "core/backbones/backbone.h"
 #include "core/kernels/dropout.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/losses.h"
@@ -59,8 +58,10 @@ struct TrainStep {
 
   explicit TrainStep(core::Backbone* m) : model(m) {
     const int C = m->config().hidden;
-    if (auto* bert = dynamic_cast<core::BertModel*>(m)) {
-      if (!bert->has_pooler()) throw std::runtime_error("bench's BERT training step needs a pooler");
+    if (!m->has_pooler() && !m->has_lm_head())
+      throw std::runtime_error("bench's training step needs a pooler (encoders) or a language-model head (decoders); " +
+                               m->name() + " has neither");
+    if (m->has_pooler()) {
       auto w = core::Tensor::from_floats(std::vector<float>(size_t(2 * C), 0.01f), {2, C}, core::MemCategory::trainable_weights);
       auto b = core::Tensor::from_floats({0.0f, 0.0f}, {2}, core::MemCategory::trainable_weights);
       head = {&head_params.add("classifier.weight", w), &head_params.add("classifier.bias", b), C, 2, core::WeightLayout::out_in};
@@ -78,26 +79,26 @@ struct TrainStep {
     opt.training = true;
     opt.seed = core::derive_seed(42, step);
     model->forward(b, opt);
-    if (auto* bert = dynamic_cast<core::BertModel*>(model)) {
+    if (model->has_pooler()) {
       core::Tensor::ensure(logits, {b.B, 2}, core::DType::f32, core::MemCategory::activations);
       core::Tensor::ensure(dlogits, {b.B, 2}, core::DType::f32, core::MemCategory::workspace);
       core::Tensor::ensure(dpooled, {b.B, model->config().hidden}, core::DType::f32, core::MemCategory::workspace);
-      head.forward(logits.data<float>(), bert->pooled().data<float>(), b.B);
+      const core::Tensor pooled = model->pooled();
+      head.forward(logits.data<float>(), pooled.data<float>(), b.B);
       float loss = core::cross_entropy_forward(logits.data<float>(), in.labels.data(), b.B, 2, -100);
       core::cross_entropy_backward(dlogits.data<float>(), logits.data<float>(), in.labels.data(), b.B, 2, -100, 1.0f);
-      head.backward(dpooled.data<float>(), dlogits.data<float>(), bert->pooled().data<float>(), b.B);
-      bert->backward(nullptr, dpooled.data<float>(), {});
+      head.backward(dpooled.data<float>(), dlogits.data<float>(), pooled.data<float>(), b.B);
+      model->backward_from_pooled(dpooled.data<float>());
       return loss;
     }
-    auto* gpt = dynamic_cast<core::Gpt2Model*>(model);
     const int N = b.rows(), V = model->config().vocab_size;
     targets.resize(size_t(N));
     core::causal_lm_targets(targets.data(), b.input_ids, b.attention_mask, b.B, b.T, -100);
-    gpt->lm_logits(logits);
+    model->lm_logits(logits);
     core::Tensor::ensure(dlogits, {N, V}, core::DType::f32, core::MemCategory::workspace);
     float loss = core::cross_entropy_forward(logits.data<float>(), targets.data(), N, V, -100);
     core::cross_entropy_backward(dlogits.data<float>(), logits.data<float>(), targets.data(), N, V, -100, 1.0f);
-    gpt->backward_from_logits(dlogits.data<float>());
+    model->backward_from_logits(dlogits.data<float>());
     return loss;
   }
 };

@@ -10,7 +10,7 @@
 #include "apps/options.h"
 #include "apps/progress.h"
 #include "apps/report.h"
-#include "core/backbones/bert_model.h"
+#include "core/backbones/backbone.h"
 #include "core/io/hdf5_file.h"
 #include "core/kernels/threading.h"
 #include "data/padded_batch.h"
@@ -76,11 +76,10 @@ int encode_command(const std::vector<std::string>& args) {
   auto t_load = std::chrono::steady_clock::now();
   auto backbone = core::load_backbone(model_dir);
   const core::TransformerConfig& cfg = backbone->config();
-  auto* bert = dynamic_cast<core::BertModel*>(backbone.get());
-  if (pooling == "auto") pooling = bert && bert->has_pooler() ? "pooler" : "none";
+  if (pooling == "auto") pooling = backbone->has_pooler() ? "pooler" : "none";
   if (pooling != "pooler" && pooling != "mean" && pooling != "none")
     throw std::runtime_error("--pooling must be pooler, mean, none or auto (got '" + pooling + "')");
-  if (pooling == "pooler" && !(bert && bert->has_pooler()))
+  if (pooling == "pooler" && !backbone->has_pooler())
     throw std::runtime_error("--pooling pooler needs a BERT checkpoint with pooler.dense weights; use mean");
   if (normalize && pooling == "none") throw std::runtime_error("--normalize needs --pooling pooler or mean");
   if (max_len <= 0 || max_len > cfg.max_positions)
@@ -149,7 +148,8 @@ int encode_command(const std::vector<std::string>& args) {
     backbone->forward(tb, opt);
     const float* last = backbone->last_hidden().data<float>();
     if (pooling == "pooler") {
-      std::copy(bert->pooled().data<float>(), bert->pooled().data<float>() + size_t(tb.B) * C, pooled.begin());
+      const core::Tensor p = backbone->pooled();
+      std::copy(p.data<float>(), p.data<float>() + size_t(tb.B) * C, pooled.begin());
     } else if (pooling == "mean") {
       core::mean_pool(pooled.data(), last, batch.mask.data(), tb.B, tb.T, C);
     }

@@ -79,6 +79,11 @@ class Backbone {
   virtual bool has_pooler() const { return false; }
   virtual Tensor pooled() const;
   virtual void backward_from_pooled(const float* d_pooled);
+  // A language-model head over every position (decoders): logits [B*T, vocab] from the last forward,
+  // OVERWRITTEN into `logits` (grown as needed), and backward from dL/dlogits through the whole stack.
+  virtual bool has_lm_head() const { return false; }
+  virtual void lm_logits(Tensor& logits) const;
+  virtual void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {});
   // The tensor-parallel group the backbone is sharded over; null when it is not.
   virtual TensorParallelGroup* tensor_parallel() const { return nullptr; }
   // Dotted prefix of per-layer parameter names ("encoder.layer." for BERT, "h." for GPT-2).

@@ -185,13 +185,4 @@ double Gpt2Model::forward_flops(int B, int T) const {
   return f;
 }
 
-void causal_lm_targets(int32_t* out, const int32_t* ids, const float* mask, int B, int T, int ignore_index) {
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) {
-      const int n = b * T + t;
-      const bool has_next = t + 1 < T && (!mask || mask[n + 1] != 0.0f);
-      out[n] = has_next ? ids[n + 1] : ignore_index;
-    }
-}
-
 }  // namespace ladder::core

@@ -39,10 +39,10 @@ class Gpt2Model : public Backbone {
     for (auto& b : blocks_) out.push_back(&b);
     return out;
   }
-  // logits [B*T, vocab] from the last forward (tied to wte), OVERWRITTEN into `logits` (grown as needed).
-  void lm_logits(Tensor& logits) const;
-  // Backward from dL/dlogits [B*T, vocab] through the tied head and the whole stack.
-  void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {});
+  // The LM head is tied to wte.
+  bool has_lm_head() const override { return true; }
+  void lm_logits(Tensor& logits) const override;
+  void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {}) override;
 
  private:
   int block_slot(int i) const { return keep_all_ ? i : i % 2; }
@@ -69,10 +69,5 @@ class Gpt2Model : public Backbone {
   BackwardWorkspace ws_;
   Tensor d_cur_, d_next_, d_final_;
 };
-
-// Next-token targets for causal LM loss, as Hugging Face computes it from labels = input_ids with padding
-// set to -100: position t predicts token t+1 of the same row; the last position and padded targets get
-// ignore_index. out [B*T].
-void causal_lm_targets(int32_t* out, const int32_t* ids, const float* attention_mask, int B, int T, int ignore_index);
 
 }  // namespace ladder::core

@@ -29,6 +29,14 @@ void Backbone::backward_from_pooled(const float*) {
   throw std::logic_error(name() + " has no pooler: its classification head reads the last real token");
 }
 
+void Backbone::lm_logits(Tensor&) const {
+  throw std::logic_error(name() + " has no language-model head");
+}
+
+void Backbone::backward_from_logits(const float*, const std::vector<const float*>&) {
+  throw std::logic_error(name() + " has no language-model head");
+}
+
 std::vector<LayerSeams> BertModel::layer_seams() {
   std::vector<LayerSeams> out;
   for (auto& l : layers_) {

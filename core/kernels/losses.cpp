@@ -129,4 +129,13 @@ LADDER_HOT_KERNEL void kl_div_backward(float* dstudent, const float* student_log
   }
 }
 
+void causal_lm_targets(int32_t* out, const int32_t* ids, const float* mask, int B, int T, int ignore_index) {
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      const int n = b * T + t;
+      const bool has_next = t + 1 < T && (!mask || mask[n + 1] != 0.0f);
+      out[n] = has_next ? ids[n + 1] : ignore_index;
+    }
+}
+
 }  // namespace ladder::core

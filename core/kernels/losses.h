@@ -22,4 +22,9 @@ float kl_div_forward(const float* student_logits, const float* teacher_logits, i
 void kl_div_backward(float* dstudent, const float* student_logits, const float* teacher_logits, int N, int V,
                      float temperature, float grad_scale);
 
+// Next-token targets for causal LM loss, as Hugging Face computes it from labels = input_ids with padding
+// set to -100: position t predicts token t+1 of the same row; the last position and padded targets get
+// ignore_index. out [B*T].
+void causal_lm_targets(int32_t* out, const int32_t* ids, const float* attention_mask, int B, int T, int ignore_index);
+
 }  // namespace ladder::core

@@ -16,6 +16,7 @@
 #include "apps/gemm_ceiling.h"
 #include "core/kernels/threading.h"
 #include "tests/support/test_paths.h"
+#include "tests/support/tiny_models.h"
 
 namespace {
 
@@ -111,6 +112,22 @@ TEST(BenchCeiling, BenchReportsTheCeilingThePeakAndTheFractions) {
     EXPECT_NEAR(p.at("fraction_of_peak").get<double>(), p.at("gflops").get<double>() / peak, 1e-9) << phase;
   }
   EXPECT_FALSE(m.at("theoretical_peak").at("derivation").get<std::string>().empty());
+}
+
+// The training step goes through the Backbone interface: a decoder (no pooler) trains through its LM head.
+TEST(BenchCeiling, DecoderTrainingStepRunsThroughItsLmHead) {
+  const std::string model = test::write_tiny_gpt2(test::temp_dir("bench_tiny_gpt2"), 5);
+  const std::string dir = testing::TempDir() + "ladder_bench_gpt2";
+  std::filesystem::create_directories(dir);
+  const std::string report = dir + "/bench.json";
+  const std::string cmd = std::string(LADDER_BINARY) + " bench --model '" + model +
+                          "' --forward-batch 2 --train-batch 2 --seq-len 16 --warmup 0 --iters 1 --sgemm-size 64"
+                          " --ceiling-seconds 0.01 --ceiling-rounds 1 --threads 1 --report '" + report + "' > '" + dir + "/log.txt' 2>&1";
+  const int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
+  std::ifstream in(report);
+  const nlohmann::json r = nlohmann::json::parse(in);
+  EXPECT_GT(r.at("metrics").at("train_step").at("gflops").get<double>(), 0);
 }
 
 }  // namespace
