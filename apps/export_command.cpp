@@ -2,8 +2,8 @@
 //   peft    adapter_model.safetensors + adapter_config.json for PEFT's PeftModel.from_pretrained(base, DIR)
 //           (every method whose registry entry exports PEFT; a method with sub-models exports one of them)
 //   merged  a Hugging Face model directory (config.json, model.safetensors, tokenizer files) with the method
-//           folded into the backbone weights and the classification head: BertForSequenceClassification /
-//           GPT2ForSequenceClassification.from_pretrained(DIR) needs neither ladder nor PEFT
+//           folded into the backbone weights and the classification head: the backbone's Hugging Face task
+//           class (BertForSequenceClassification, ...).from_pretrained(DIR) needs neither ladder nor PEFT
 // Both are written into a temporary sibling directory and renamed into place. docs/EXPORT.md has the details.
 #include <algorithm>
 #include <cstdio>
@@ -158,9 +158,9 @@ int export_command(const std::vector<std::string>& args) {
   RunModel rm = build_run_model(cfg);
   load_trainable_params(rm, ck, path);
   core::Backbone& bb = *rm.backbone;
-  const bool gpt2 = bb.config().arch == core::Architecture::gpt2;
-  const std::string backbone_prefix = gpt2 ? "transformer." : "bert.";
-  const std::string head_name = gpt2 ? "score" : "classifier";
+  const core::ClassifierLayout layout = bb.classifier_layout();
+  const std::string& backbone_prefix = layout.task_prefix;
+  const std::string& head_name = layout.head;
   auto is_head = [&](const std::string& n) { return n.rfind(head_name + ".", 0) == 0; };
 
   adapters::Method* sm = adapters::sub_model_method(rm.methods);
@@ -249,14 +249,14 @@ int export_command(const std::vector<std::string>& args) {
       id2label[std::to_string(k)] = name;
       label2id[name] = k;
     }
-    cj["architectures"] = json::array({gpt2 ? "GPT2ForSequenceClassification" : "BertForSequenceClassification"});
+    cj["architectures"] = json::array({layout.hf_class});
     cj["id2label"] = id2label;
     cj["label2id"] = label2id;
     cj["num_labels"] = L;
     cj["problem_type"] = rm.head->regression() ? "regression" : "single_label_classification";
-    if (gpt2 && (!cj.contains("pad_token_id") || cj["pad_token_id"].is_null())) {
-      // ladder pads GPT-2 with its tokenizer's end-of-text id; HF's score head finds the last real token
-      // from pad_token_id.
+    if (!layout.from_pooler && (!cj.contains("pad_token_id") || cj["pad_token_id"].is_null())) {
+      // A last-token head: HF finds the last real token from pad_token_id, and ladder pads with its
+      // tokenizer's pad id (GPT-2: end-of-text).
       try {
         cj["pad_token_id"] = data::TextEncoder::for_model(cfg.model_dir, bb.config().arch).pad_id();
       } catch (const std::exception&) {

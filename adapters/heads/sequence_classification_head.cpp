@@ -17,33 +17,32 @@ constexpr uint64_t kHeadDropoutSite = 2000;
 }
 
 SequenceClassificationHead::SequenceClassificationHead(core::Backbone& backbone, int num_labels, uint64_t seed)
-    : backbone_(backbone), num_labels_(num_labels), gpt2_(backbone.config().arch == core::Architecture::gpt2) {
+    : backbone_(backbone), num_labels_(num_labels), last_token_head_(!backbone.classifier_layout().from_pooler) {
   if (num_labels < 1) throw std::invalid_argument("classification head: num_labels must be >= 1");
   const int C = backbone.config().hidden;
-  if (!gpt2_) {
-    if (!backbone.has_pooler())
-      throw std::runtime_error("sequence classification on BERT needs the pooler (pooler.dense) in the checkpoint");
-  }
+  const core::ClassifierLayout layout = backbone.classifier_layout();
+  if (layout.from_pooler && !backbone.has_pooler())
+    throw std::runtime_error("sequence classification on " + backbone.name() + " needs the pooler (pooler.dense) in the checkpoint");
   std::mt19937_64 g(seed ^ 0x5eedc1a55ull);
   std::normal_distribution<float> n(0.0f, 0.02f);  // HF initializer_range
   std::vector<float> w(size_t(num_labels) * C);
   for (auto& v : w) v = n(g);
   auto& reg = backbone.params();
-  const std::string base = gpt2_ ? "score" : "classifier";
+  const std::string base = layout.head;
   linear_.weight = &reg.add(base + ".weight", Tensor::from_floats(w, {num_labels, C}, MemCategory::trainable_weights));
   linear_.weight->trainable = true;
-  if (!gpt2_) {
+  if (layout.bias) {
     linear_.bias = &reg.add(base + ".bias", Tensor::zeros({num_labels}, DType::f32, MemCategory::trainable_weights));
     linear_.bias->trainable = true;
   }
   linear_.in = C;
   linear_.out = num_labels;
   linear_.layout = core::WeightLayout::out_in;
-  dropout_ = gpt2_ ? 0.0f : backbone.config().hidden_dropout;  // GPT-2's score head has no dropout
+  dropout_ = layout.dropout ? backbone.config().hidden_dropout : 0.0f;
 }
 
 const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, const core::StepOptions& opt) {
-  if (!gpt2_) return forward_on(backbone_.pooled().data<float>(), b, opt);
+  if (!last_token_head_) return forward_on(backbone_.pooled().data<float>(), b, opt);
   batch_ = b;
   opt_ = opt;
   const int C = backbone_.config().hidden, B = b.B;
@@ -51,7 +50,7 @@ const Tensor& SequenceClassificationHead::forward(const core::TokenBatch& b, con
   Tensor::ensure(in_, {B, C}, DType::f32, cat);
   Tensor::ensure(logits_, {B, num_labels_}, DType::f32, cat);
   float* in = in_.data<float>();
-  // GPT-2: the last real token of each row (right padding), as HF finds it from the pad token
+  // The last real token of each row (right padding), as HF finds it from the pad token
   last_token_.assign(size_t(B), b.T - 1);
   const float* last = backbone_.last_hidden().data<float>();
   for (int r = 0; r < B; ++r) {
@@ -110,7 +109,7 @@ void SequenceClassificationHead::backward(const int32_t* labels, const float* sc
   else core::cross_entropy_backward(dlogits_.data<float>(), logits_.data<float>(), labels, B, num_labels_, -100, grad_scale);
   float* din = din_.data<float>();
   linear_.backward(din, dlogits_.data<float>(), in_.data<float>(), B);
-  if (gpt2_) {
+  if (last_token_head_) {
     Tensor::ensure(dlast_, {B * T, C}, DType::f32, MemCategory::workspace);
     dlast_.zero_();
     float* d = dlast_.data<float>();

@@ -1,5 +1,6 @@
 #pragma once
-// Sequence classification / regression heads as Hugging Face defines them:
+// Sequence classification / regression heads as Hugging Face defines them, laid out by the backbone's
+// ClassifierLayout:
 //   BERT  (BertForSequenceClassification): logits = classifier(dropout(pooled)), "classifier.weight/bias"
 //   GPT-2 (GPT2ForSequenceClassification): logits = score(h[last real token]), "score.weight", no bias
 // num_labels == 1 is regression (MSE on a float score, e.g. STS-B); otherwise cross-entropy.
@@ -30,13 +31,13 @@ class SequenceClassificationHead {
   bool regression() const { return num_labels_ == 1; }
   // BERT's head reads only the pooled CLS row: callers set StepOptions::first_token_only from this so the
   // backbone's last layer skips the other positions. GPT-2's reads the last real token of each row.
-  bool reads_first_token_only() const { return !gpt2_; }
+  bool reads_first_token_only() const { return !last_token_head_; }
   const core::Tensor& logits() const { return logits_; }
 
  private:
   core::Backbone& backbone_;
   int num_labels_;
-  bool gpt2_;
+  bool last_token_head_;  // classifies the last real token (decoders), not the pooled first one
   core::Linear linear_;
   float dropout_;
   core::TokenBatch batch_;

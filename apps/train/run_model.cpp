@@ -109,8 +109,8 @@ std::vector<int> cache_taps(const RunModel& m) {
 const core::Tensor& model_forward_taps(RunModel& m, const core::TokenBatch& b, const core::StepOptions& opt,
                                        const std::vector<adapters::TapRows>& taps) {
   if (!m.side) throw std::logic_error("model_forward_taps needs a side network (method lst)");
-  std::vector<int> rows;  // GPT-2: the last real token of each row; BERT: [CLS]
-  if (m.backbone->config().arch == core::Architecture::gpt2)
+  std::vector<int> rows;  // a last-token head: the last real token of each row; a pooler: [CLS]
+  if (!m.backbone->classifier_layout().from_pooler)
     for (int r = 0; r < b.B; ++r) {
       int t = b.T - 1;
       if (b.attention_mask)

@@ -45,6 +45,18 @@ struct LayerSeams {
   std::vector<RoleLinear> linears;  // in layer order
 };
 
+// How Hugging Face's sequence-classification model of a backbone family is laid out, so that the head and
+// `ladder export` follow it: BERT classifies the pooled first token through `classifier` (with a bias, after
+// hidden dropout); GPT-2 the last real token through `score` (no bias, no dropout).
+struct ClassifierLayout {
+  std::string task_prefix;     // the backbone's prefix inside the task model: "bert." / "transformer."
+  std::string head;            // the head's module name: "classifier" / "score"
+  std::string hf_class;        // "BertForSequenceClassification" / "GPT2ForSequenceClassification"
+  bool from_pooler = false;    // true: the pooler's output; false: the last real token's hidden state
+  bool bias = false;
+  bool dropout = false;        // the backbone's hidden dropout before the head
+};
+
 class Backbone {
  public:
   virtual ~Backbone() = default;
@@ -77,6 +89,7 @@ class Backbone {
   // A pooler over the first token (BERT): its output [B, d] after forward, and backward from dL/d(pooled).
   // Backbones without one classify from the last real token instead.
   virtual bool has_pooler() const { return false; }
+  virtual ClassifierLayout classifier_layout() const = 0;
   virtual Tensor pooled() const;
   virtual void backward_from_pooled(const float* d_pooled);
   // A language-model head over every position (decoders): logits [B*T, vocab] from the last forward,

@@ -38,6 +38,9 @@ class BertModel : public Backbone {
   std::vector<LayerSeams> layer_seams() override;
 
   bool has_pooler() const override { return pooler_.weight != nullptr; }
+  ClassifierLayout classifier_layout() const override {
+    return {"bert.", "classifier", "BertForSequenceClassification", /*from_pooler=*/true, /*bias=*/true, /*dropout=*/true};
+  }
   // The encoder layers, for methods that install hooks (pointers live as long as the model).
   std::vector<BertLayer*> layers() {
     std::vector<BertLayer*> out;

@@ -26,6 +26,9 @@ class Gpt2Model : public Backbone {
   double forward_flops(int B, int T) const override;
   std::vector<std::pair<std::string, Linear*>> linear_modules() override;
   std::string name() const override { return "gpt2"; }
+  ClassifierLayout classifier_layout() const override {
+    return {"transformer.", "score", "GPT2ForSequenceClassification", /*from_pooler=*/false, /*bias=*/false, /*dropout=*/false};
+  }
   TensorParallelGroup* tensor_parallel() const override { return tp_; }
   std::string layer_prefix() const override { return "h."; }
   void set_prompt_embeddings(Parameter* rows) override { prompt_ = rows; }
