@@ -207,7 +207,9 @@ TEST(Gguf, BadFilesAreErrorsNamingTheFileAndTensor) {
 // values against the `gguf` package's (count, sum, sum of squares, first and last values per tensor).
 TEST(Gguf, RealSmolLM2MatchesTheGgufPackage) {
   const char* path = std::getenv("LADDER_SMOLLM2_GGUF");
-  if (!path || !*path) LADDER_SKIP_OR_FAIL() << "LADDER_SMOLLM2_GGUF not set (scripts/fetch_smollm2.sh fetches the file)";
+  if (!path || !*path) {
+    LADDER_SKIP_OR_FAIL() << "LADDER_SMOLLM2_GGUF not set (scripts/fetch_smollm2.sh fetches the file)";
+  }
   const GgufFile g = GgufFile::open(path);
   EXPECT_EQ(g.get_string("general.architecture"), "llama");
   EXPECT_EQ(g.get_int("llama.block_count"), 30);
