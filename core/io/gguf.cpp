@@ -116,6 +116,17 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& key) {
   return v;
 }
 
+// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+void k_scale_min(int j, const unsigned char* q, uint8_t* d, uint8_t* m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = uint8_t((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+    *m = uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 float h2f(const unsigned char* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
@@ -310,12 +321,13 @@ void dequantize_ggml(uint32_t code, const unsigned char* src, float* dst, int64_
     default: break;
   }
   const auto t = GgmlType(code);
-  if (t != GgmlType::q4_0 && t != GgmlType::q4_1 && t != GgmlType::q5_0 && t != GgmlType::q5_1 && t != GgmlType::q8_0)
+  if (t != GgmlType::q4_0 && t != GgmlType::q4_1 && t != GgmlType::q5_0 && t != GgmlType::q5_1 && t != GgmlType::q8_0 &&
+      t != GgmlType::q4_k && t != GgmlType::q5_k && t != GgmlType::q6_k)
     throw std::invalid_argument("dequantizing " + ggml_type_name(code) + " is not implemented yet");
 #pragma omp parallel for schedule(static)
   for (int64_t ib = 0; ib < blocks; ++ib) {
     const unsigned char* b = src + ib * bb;
-    float* y = dst + ib * 32;
+    float* y = dst + ib * be;
     switch (GgmlType(code)) {
       case GgmlType::q4_0: {  // d, 16 bytes: element j in the low nibble of byte j, j + 16 in its high one
         const float d = h2f(b);
@@ -352,6 +364,50 @@ void dequantize_ggml(uint32_t code, const unsigned char* src, float* dst, int64_
       case GgmlType::q8_0: {  // d, 32 signed bytes
         const float d = h2f(b);
         for (int j = 0; j < 32; ++j) y[j] = float(int8_t(b[2 + j])) * d;
+        break;
+      }
+      case GgmlType::q4_k:
+      case GgmlType::q5_k: {  // d, dmin, 12 bytes of 6-bit scales and mins, (q5: 32 bytes of fifth bits,) nibbles
+        const bool five = GgmlType(code) == GgmlType::q5_k;
+        const float d = h2f(b), dmin = h2f(b + 2);
+        const unsigned char* sc = b + 4;
+        const unsigned char* qh = b + 16;
+        const unsigned char* q = b + (five ? 48 : 16);
+        unsigned u1 = 1, u2 = 2;
+        for (int j = 0, is = 0; j < 256; j += 64, is += 2) {
+          uint8_t s1, m1, s2, m2;
+          k_scale_min(is, sc, &s1, &m1);
+          k_scale_min(is + 1, sc, &s2, &m2);
+          const float d1 = d * s1, mm1 = dmin * m1, d2 = d * s2, mm2 = dmin * m2;
+          for (int l = 0; l < 32; ++l) y[j + l] = d1 * float((q[l] & 0x0F) + (five && (qh[l] & u1) ? 16 : 0)) - mm1;
+          for (int l = 0; l < 32; ++l) y[j + 32 + l] = d2 * float((q[l] >> 4) + (five && (qh[l] & u2) ? 16 : 0)) - mm2;
+          q += 32;
+          u1 <<= 2;
+          u2 <<= 2;
+        }
+        break;
+      }
+      case GgmlType::q6_k: {  // 128 bytes low nibbles, 64 bytes high 2-bit pairs, 16 signed scales, d
+        const unsigned char* ql = b;
+        const unsigned char* qh = b + 128;
+        const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+        const float d = h2f(b + 208);
+        for (int n = 0; n < 256; n += 128) {
+          for (int l = 0; l < 32; ++l) {
+            const int is = l / 16;
+            const int q1 = int((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            const int q2 = int((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            const int q3 = int((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            const int q4 = int((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[n + l] = d * float(sc[is]) * float(q1);
+            y[n + l + 32] = d * float(sc[is + 2]) * float(q2);
+            y[n + l + 64] = d * float(sc[is + 4]) * float(q3);
+            y[n + l + 96] = d * float(sc[is + 6]) * float(q4);
+          }
+          ql += 64;
+          qh += 32;
+          sc += 8;
+        }
         break;
       }
       default:

@@ -68,7 +68,8 @@ class GgufFile {
   const GgufTensorInfo& tensor(const std::string& name) const;  // throws naming the file and tensor
   // The tensor's bytes as stored (blocks), inside the mapping.
   const unsigned char* tensor_data(const GgufTensorInfo& t) const;
-  // The tensor widened to f32, row-major. Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; others
+  // The tensor widened to f32, row-major. Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K,
+  // Q6_K; others
   // throw naming the tensor and its type.
   std::vector<float> dequantize(const GgufTensorInfo& t) const;
 

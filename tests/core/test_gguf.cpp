@@ -254,3 +254,27 @@ TEST(Gguf, FiveBitBlocksMatchTheGgufPackage) {
     EXPECT_EQ(out, c.ref);
   }
 }
+
+// K-quant blocks (Q4_K, Q5_K, Q6_K: Gemma 3's file uses Q4_K and Q6_K) of random bytes with finite f16
+// scales, against the gguf package's dequantize() (tests/golden/gguf_kquant_blocks.json, made by
+// scripts/make_gguf_fixture.py --kquant-blocks). Both compute each value as the same float32 products.
+TEST(Gguf, KQuantBlocksMatchTheGgufPackage) {
+  std::ifstream in(std::string(LADDER_SOURCE_DIR) + "/tests/golden/gguf_kquant_blocks.json");
+  ASSERT_TRUE(in) << "tests/golden/gguf_kquant_blocks.json";
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  ASSERT_EQ(ref.size(), 3u);
+  for (const auto& [name, c] : ref.items()) {
+    SCOPED_TRACE(name);
+    const std::string hex = c["hex"].get<std::string>();
+    std::vector<unsigned char> blocks;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) blocks.push_back(uint8_t(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    const auto want = c["values"].get<std::vector<float>>();
+    ASSERT_EQ(want.size(), 512u);
+    std::vector<float> got(want.size());
+    dequantize_ggml(c["code"].get<uint32_t>(), blocks.data(), got.data(), int64_t(got.size()));
+    size_t bad = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (got[i] != want[i] && bad++ < 3) ADD_FAILURE() << name << "[" << i << "] = " << got[i] << ", gguf " << want[i];
+    EXPECT_EQ(bad, 0u);
+  }
+}
