@@ -139,17 +139,15 @@ MethodInfo lora_method_info() {
   return m;
 }
 
+// LoRA's entry (options, exports as a PEFT LoRA at one rank, the conflict reason) with its own name, factory
+// and the rank-sampling option.
 MethodInfo dylora_method_info() {
-  MethodInfo m;
+  MethodInfo m = lora_method_info();
   m.name = "dylora";
   m.summary = "DyLoRA: LoRA trained at every rank 1..lora_r in one run";
-  m.options = lora_option_table();
   m.options.push_back({"dylora_frozen", OptionType::boolean, true, "DyLoRA: only the sampled rank's row/column learns", nullptr});
   m.make = [](core::Backbone& b, const MethodConfig& o) { return std::make_unique<DyLoraMethod>(b, o); };
   m.conflicts = {"lora"};
-  m.conflict_reason = "'lora' and 'dylora' both put a low-rank branch on the same Linears; pick one";
-  m.exports = export_merged | export_peft;
-  m.peft_name = "LoRA";
   return m;
 }
 

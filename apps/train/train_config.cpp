@@ -50,7 +50,7 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       std::to_string(int(kPlainLineInterval_s)) + " s: a line due sooner is skipped (the final line always prints)";
   std::string method_name_help = "one of";
   for (const auto& info : adapters::method_registry()) method_name_help += " " + info.name;
-  method_name_help += " (combine with +; see docs/METHODS.md)";
+  method_name_help += " (combine with +; the README lists each)";
   std::string optimizer_help = "optimizer:";
   for (const auto& k : core::optimizer_kinds()) optimizer_help += " " + k;
   po::options_description keys("configuration keys (INI [section] key, or --section.key on the command line)");

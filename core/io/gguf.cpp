@@ -323,7 +323,8 @@ void dequantize_ggml(uint32_t code, const unsigned char* src, float* dst, int64_
   const auto t = GgmlType(code);
   if (t != GgmlType::q4_0 && t != GgmlType::q4_1 && t != GgmlType::q5_0 && t != GgmlType::q5_1 && t != GgmlType::q8_0 &&
       t != GgmlType::q4_k && t != GgmlType::q5_k && t != GgmlType::q6_k)
-    throw std::invalid_argument("dequantizing " + ggml_type_name(code) + " is not implemented yet");
+    throw std::invalid_argument("ladder cannot dequantize " + ggml_type_name(code) +
+                                " (it reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)");
 #pragma omp parallel for schedule(static)
   for (int64_t ib = 0; ib < blocks; ++ib) {
     const unsigned char* b = src + ib * bb;

@@ -84,19 +84,25 @@ TEST(BenchCeiling, PeakIsDerivedFromThisMachineAndNoGemmExceedsIt) {
   EXPECT_LT(measured, p.gflops()) << "a GEMM at " << measured << " GFLOP/s beats the derived peak: " << p.derivation;
 }
 
+// Runs `ladder bench` on `model` with tiny shapes into a fresh folder `name`; returns its report.
+nlohmann::json run_tiny_bench(const std::string& model, const std::string& name, int sgemm_size) {
+  const std::string dir = testing::TempDir() + name;
+  std::filesystem::create_directories(dir);
+  const std::string report = dir + "/bench.json";
+  const std::string cmd = std::string(LADDER_BINARY) + " bench --model '" + model +
+                          "' --forward-batch 2 --train-batch 2 --seq-len 16 --warmup 0 --iters 1 --sgemm-size " +
+                          std::to_string(sgemm_size) + " --ceiling-seconds 0.01 --ceiling-rounds 1 --threads 1 --report '" +
+                          report + "' > '" + dir + "/log.txt' 2>&1";
+  const int rc = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
+  std::ifstream in(report);
+  return nlohmann::json::parse(in);
+}
+
 // The real command on the real model (tiny shapes): both denominators in the report, every phase a fraction
 // of each, the ceiling the fastest shape listed.
 TEST(BenchCeiling, BenchReportsTheCeilingThePeakAndTheFractions) {
-  const std::string dir = testing::TempDir() + "ladder_bench_ceiling";
-  std::filesystem::create_directories(dir);
-  const std::string report = dir + "/bench.json";
-  const std::string cmd = std::string(LADDER_BINARY) + " bench --model '" + test::minilm_dir() +
-                          "' --forward-batch 2 --train-batch 2 --seq-len 16 --warmup 0 --iters 1 --sgemm-size 256"
-                          " --ceiling-seconds 0.01 --ceiling-rounds 1 --threads 1 --report '" + report + "' > '" + dir + "/log.txt' 2>&1";
-  const int rc = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
-  std::ifstream in(report);
-  const nlohmann::json r = nlohmann::json::parse(in);
+  const nlohmann::json r = run_tiny_bench(test::minilm_dir(), "ladder_bench_ceiling", 256);
   const auto& m = r.at("metrics");
   const double ceiling = m.at("blas_ceiling").at("gflops").get<double>();
   const double peak = m.at("theoretical_peak").at("gflops").get<double>();
@@ -117,16 +123,7 @@ TEST(BenchCeiling, BenchReportsTheCeilingThePeakAndTheFractions) {
 // The training step goes through the Backbone interface: a decoder (no pooler) trains through its LM head.
 TEST(BenchCeiling, DecoderTrainingStepRunsThroughItsLmHead) {
   const std::string model = test::write_tiny_gpt2(test::temp_dir("bench_tiny_gpt2"), 5);
-  const std::string dir = testing::TempDir() + "ladder_bench_gpt2";
-  std::filesystem::create_directories(dir);
-  const std::string report = dir + "/bench.json";
-  const std::string cmd = std::string(LADDER_BINARY) + " bench --model '" + model +
-                          "' --forward-batch 2 --train-batch 2 --seq-len 16 --warmup 0 --iters 1 --sgemm-size 64"
-                          " --ceiling-seconds 0.01 --ceiling-rounds 1 --threads 1 --report '" + report + "' > '" + dir + "/log.txt' 2>&1";
-  const int rc = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
-  std::ifstream in(report);
-  const nlohmann::json r = nlohmann::json::parse(in);
+  const nlohmann::json r = run_tiny_bench(model, "ladder_bench_gpt2", 64);
   EXPECT_GT(r.at("metrics").at("train_step").at("gflops").get<double>(), 0);
 }
 

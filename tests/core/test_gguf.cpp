@@ -164,6 +164,16 @@ TEST(Gguf, EveryValueTypeAndBlockTypeReadsBack) {
     EXPECT_NE(std::string(e.what()).find("'general.architecture' is not an integer"), std::string::npos) << e.what();
   }
   EXPECT_THROW(g.get_string("nope"), std::runtime_error);
+  // A block type the reader sizes but does not dequantize is an error naming it and what is read.
+  std::vector<unsigned char> q2k(84, 0);
+  std::vector<float> out(256);
+  try {
+    dequantize_ggml(uint32_t(GgmlType::q2_k), q2k.data(), out.data(), 256);
+    ADD_FAILURE() << "Q2_K was dequantized";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot dequantize Q2_K (it reads F32"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(dequantize_ggml(uint32_t(GgmlType::q4_0), q2k.data(), out.data(), 31), std::invalid_argument);
   EXPECT_THROW(g.tensor("nope"), std::runtime_error);
 }
 

@@ -189,14 +189,19 @@ TEST(AdamW, ResumesFromSavedStateAndStepCount) {
     expect_close(reg.at(n).value.to_floats(), fx.f("main/param.4/" + n), 1e-6, 0, n + " after resume");
 }
 
-TEST(AdamW, StateIsNamedContiguousAndAccounted) {
-  ParameterRegistry reg;
+// a.weight [3, 4] and a.bias [4] trainable with a frozen [7] between them; gradients allocated.
+static void add_weight_frozen_bias(ParameterRegistry& reg) {
   reg.add("a.weight", Tensor::zeros({3, 4}, DType::f32, MemCategory::workspace));
   reg.add("frozen.weight", Tensor::zeros({7}, DType::f32, MemCategory::workspace));
   reg.add("a.bias", Tensor::zeros({4}, DType::f32, MemCategory::workspace));
   reg.set_trainable("a.weight", true);
   reg.set_trainable("a.bias", true);
   reg.allocate_gradients();
+}
+
+TEST(AdamW, StateIsNamedContiguousAndAccounted) {
+  ParameterRegistry reg;
+  add_weight_frozen_bias(reg);
   const size_t before = MemoryTracker::instance().current(0, MemCategory::optimizer_state);
   {
     AdamW opt(reg, AdamWConfig{});
@@ -330,12 +335,7 @@ TEST(AdamW, ErrorsNameTheProblem) {
 
 TEST(Optimizer, AdamWStateIsNamedPerParameterWithSlotAndDtype) {
   ParameterRegistry reg;
-  reg.add("a.weight", Tensor::zeros({3, 4}, DType::f32, MemCategory::workspace));
-  reg.add("frozen.weight", Tensor::zeros({7}, DType::f32, MemCategory::workspace));
-  reg.add("a.bias", Tensor::zeros({4}, DType::f32, MemCategory::workspace));
-  reg.set_trainable("a.weight", true);
-  reg.set_trainable("a.bias", true);
-  reg.allocate_gradients();
+  add_weight_frozen_bias(reg);
   std::unique_ptr<Optimizer> opt = make_optimizer("adamw", reg, OptimizerConfig{});
   ASSERT_NE(dynamic_cast<AdamW*>(opt.get()), nullptr);
   EXPECT_EQ(opt->kind(), "adamw");
