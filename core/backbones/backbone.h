@@ -97,6 +97,12 @@ class Backbone {
   virtual bool has_lm_head() const { return false; }
   virtual void lm_logits(Tensor& logits) const;
   virtual void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {});
+  // Incremental decoding with a KV cache (decoders): begin_decoding empties the cache for B sequences of
+  // at most `capacity` positions; decode runs the next Tn tokens of each ([B, Tn] ids) and OVERWRITES
+  // last_logits [B, vocab] with the logits at each sequence's last new position. Inference only.
+  virtual bool has_kv_cache() const { return false; }
+  virtual void begin_decoding(int B, int capacity);
+  virtual void decode(const int32_t* ids, int B, int Tn, Tensor& last_logits);
   // The tensor-parallel group the backbone is sharded over; null when it is not.
   virtual TensorParallelGroup* tensor_parallel() const { return nullptr; }
   // Dotted prefix of per-layer parameter names ("encoder.layer." for BERT, "h." for GPT-2).
@@ -118,7 +124,8 @@ class Backbone {
   std::function<void(int)> layer_hook_;
 };
 
-// Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. Errors name the file
+// Reads `dir`/config.json, picks the architecture, loads (memory-maps) the weights. `dir` may also be a GGUF
+// file (core/backbones/gguf_model.h): its weights are dequantized to f32 in memory. Errors name the file
 // and the tensor. With a tensor-parallel group of size > 1 each rank loads only its shard of the sharded
 // tensors (core/backbones/tensor_parallel_layout.h); every rank of the group must then run the same calls.
 // values = deferred registers the weights without holding them (WeightValues): the backbone cannot run.

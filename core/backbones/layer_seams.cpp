@@ -37,6 +37,10 @@ void Backbone::backward_from_logits(const float*, const std::vector<const float*
   throw std::logic_error(name() + " has no language-model head");
 }
 
+void Backbone::begin_decoding(int, int) { throw std::logic_error(name() + " has no KV-cache decoding"); }
+
+void Backbone::decode(const int32_t*, int, int, Tensor&) { throw std::logic_error(name() + " has no KV-cache decoding"); }
+
 std::vector<LayerSeams> BertModel::layer_seams() {
   std::vector<LayerSeams> out;
   for (auto& l : layers_) {

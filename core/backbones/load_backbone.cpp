@@ -3,17 +3,26 @@
 
 #include "core/backbones/backbone.h"
 #include "core/backbones/bert_model.h"
+#include "core/backbones/gguf_model.h"
 #include "core/backbones/gpt2_model.h"
+#include "core/backbones/llama_model.h"
 #include "core/io/safetensors.h"
 
 namespace ladder::core {
 
 std::unique_ptr<Backbone> load_backbone(const std::string& dir, TensorParallelGroup* tp, WeightValues values) {
+  if (is_gguf_file(dir)) {
+    const GgufFile f = GgufFile::open(dir);
+    const TransformerConfig cfg = config_from_gguf(f);
+    return std::make_unique<LlamaModel>(cfg, checkpoint_from_gguf(f, cfg), tp, values);
+  }
   TransformerConfig cfg = TransformerConfig::from_json_file(dir + "/config.json");
   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
   switch (cfg.arch) {
     case Architecture::bert: return std::make_unique<BertModel>(cfg, ckpt, tp, values);
     case Architecture::gpt2: return std::make_unique<Gpt2Model>(cfg, ckpt, tp, values);
+    case Architecture::llama:
+    case Architecture::gemma3: return std::make_unique<LlamaModel>(cfg, ckpt, tp, values);
   }
   throw std::logic_error("unreachable architecture");
 }

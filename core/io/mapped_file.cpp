@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace ladder::core {
 
@@ -33,6 +34,18 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     m->data_ = p;
   }
   ::close(fd);
+  return m;
+}
+
+std::shared_ptr<MappedFile> MappedFile::anonymous(size_t size, const std::string& label) {
+  auto m = std::shared_ptr<MappedFile>(new MappedFile());
+  m->path_ = label;
+  m->size_ = size;
+  if (size > 0) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error(label + ": cannot map " + std::to_string(size) + " bytes: " + std::strerror(errno));
+    m->data_ = p;
+  }
   return m;
 }
 

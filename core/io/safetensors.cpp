@@ -49,8 +49,13 @@ static const char* st_dtype_name(DType t) {
 }
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  return from_mapping(MappedFile::open(path));
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::from_mapping(std::shared_ptr<MappedFile> map) {
   auto f = std::make_shared<SafetensorsFile>();
-  f->map_ = MappedFile::open(path);
+  f->map_ = std::move(map);
+  const std::string& path = f->map_->path();
   const size_t size = f->map_->size();
   if (size < 8) throw file_error(path, "truncated safetensors file (" + std::to_string(size) + " bytes, no header)");
   uint64_t hlen = 0;
@@ -187,6 +192,48 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   c.files_.push_back(SafetensorsFile::open(single));
   for (auto& n : c.files_[0]->names()) c.where_[n] = 0;
   return c;
+}
+
+SafetensorsCheckpoint SafetensorsCheckpoint::from_file(std::shared_ptr<SafetensorsFile> file, const std::string& dir) {
+  SafetensorsCheckpoint c;
+  c.dir_ = dir;
+  c.files_.push_back(std::move(file));
+  for (auto& n : c.files_[0]->names()) c.where_[n] = 0;
+  return c;
+}
+
+void SafetensorsImageBuilder::declare(const std::string& name, const Shape& shape) {
+  if (map_) throw std::logic_error("SafetensorsImageBuilder: declare after allocate");
+  order_.emplace_back(name, shape);
+}
+
+void SafetensorsImageBuilder::allocate(const std::string& label) {
+  json header = json::object();
+  size_t off = 0;
+  for (auto& [name, shape] : order_) {
+    const size_t bytes = 4 * size_t(shape_numel(shape));
+    header[name] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {off, off + bytes}}};
+    offset_[name] = off;
+    off += bytes;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
+  header_bytes_ = 8 + h.size();
+  map_ = MappedFile::anonymous(header_bytes_ + off, label);
+  const uint64_t hlen = h.size();
+  std::memcpy(map_->writable_data(), &hlen, 8);
+  std::memcpy(map_->writable_data() + 8, h.data(), h.size());
+}
+
+float* SafetensorsImageBuilder::data(const std::string& name) {
+  auto it = offset_.find(name);
+  if (!map_ || it == offset_.end()) throw std::logic_error("SafetensorsImageBuilder: no allocated tensor '" + name + "'");
+  return reinterpret_cast<float*>(map_->writable_data() + header_bytes_ + it->second);
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsImageBuilder::finish() {
+  if (!map_) throw std::logic_error("SafetensorsImageBuilder: finish before allocate");
+  return SafetensorsFile::from_mapping(std::move(map_));
 }
 
 std::vector<std::string> SafetensorsCheckpoint::names() const {

@@ -28,6 +28,8 @@ class SafetensorsFile {
  public:
   // Validates the header completely (JSON, dtypes, offsets inside the file, sizes consistent with shapes).
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // The same over bytes already mapped (MappedFile::anonymous filled by a converter).
+  static std::shared_ptr<SafetensorsFile> from_mapping(std::shared_ptr<MappedFile> map);
 
   const std::string& path() const { return map_->path(); }
   bool has(const std::string& name) const { return entries_.count(name) != 0; }
@@ -51,6 +53,8 @@ class SafetensorsFile {
 class SafetensorsCheckpoint {
  public:
   static SafetensorsCheckpoint open_dir(const std::string& dir);
+  // One file standing for a whole checkpoint (e.g. a converted GGUF model); `dir` is its name in messages.
+  static SafetensorsCheckpoint from_file(std::shared_ptr<SafetensorsFile> file, const std::string& dir);
   bool has(const std::string& name) const { return where_.count(name) != 0; }
   std::vector<std::string> names() const;
   const SafetensorsEntry& entry(const std::string& name) const;
@@ -66,6 +70,23 @@ class SafetensorsCheckpoint {
   std::string dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;
+};
+
+// A safetensors image of f32 tensors in anonymous memory, filled tensor by tensor: declare every tensor, then
+// fill each through data(), then finish() it into a file the checkpoint reads like any other.
+class SafetensorsImageBuilder {
+ public:
+  void declare(const std::string& name, const Shape& shape);
+  // Allocates the image (after every declare); `label` names it in messages.
+  void allocate(const std::string& label);
+  float* data(const std::string& name);
+  std::shared_ptr<SafetensorsFile> finish();
+
+ private:
+  std::vector<std::pair<std::string, Shape>> order_;
+  std::map<std::string, size_t> offset_;  // byte offset of each tensor's data in the image
+  std::shared_ptr<MappedFile> map_;
+  size_t header_bytes_ = 0;
 };
 
 // Writes tensors (any dtype, contiguous) as a safetensors file, via a temporary name and rename.

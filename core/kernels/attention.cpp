@@ -69,10 +69,17 @@ inline void masked_softmax_row(float* row, const float* key_mask, int limit, int
 
 // S = scale * Q K^T of one (b, h) into P [T, T], then the masked softmax of every row. Forward and the
 // recomputation in backward both call this, so they produce the same bits.
+// A sliding window (causal) starts row i at key i - window + 1: the softmax runs over the window's keys
+// only and the keys before it are exactly 0.
 inline void softmax_scores(float* P, const float* qb, const float* kb, int ld, const float* mask, bool causal,
-                           float scale, int T, int HS) {
+                           float scale, int T, int HS, int window) {
   gemm(false, true, T, T, HS, scale, qb, ld, kb, ld, 0.0f, P, T);
-  for (int i = 0; i < T; i++) masked_softmax_row(P + size_t(i) * T, mask, causal ? i + 1 : T, T);
+  for (int i = 0; i < T; i++) {
+    const int j0 = causal && window > 0 && i >= window ? i - window + 1 : 0;
+    float* row = P + size_t(i) * T;
+    for (int j = 0; j < j0; j++) row[j] = 0.0f;
+    masked_softmax_row(row + j0, mask ? mask + j0 : nullptr, (causal ? i + 1 : T) - j0, T - j0);
+  }
 }
 
 // Threads for a (b, h) loop whose threads each need `per_thread` floats of a scratch of `floats`.
@@ -107,6 +114,8 @@ LADDER_HOT_KERNEL void attention_forward(float* out, float* probs, const float* 
                                 std::to_string(kDropBufFloats) + ", got T = " + std::to_string(T));
   if (!probs && !scratch) throw std::invalid_argument("attention_forward: needs probs or scratch");
   const int threads = probs ? omp_get_max_threads() : scratch_threads(scratch_floats, size_t(T) * T, "attention_forward");
+  if (s.window > 0 && (!causal || narrow_heads(s)))
+    throw std::invalid_argument("attention_forward: a sliding window needs causal attention with heads wider than 8");
   if (narrow_heads(s)) {
     narrow_attention_forward(out, probs, q, k, v, key_mask, causal, scale, dropout_p, seed, s, threads);
     return;
@@ -124,7 +133,7 @@ LADDER_HOT_KERNEL void attention_forward(float* out, float* probs, const float* 
     float* P = probs ? probs + size_t(bh) * T * T : scratch + size_t(omp_get_thread_num()) * T * T;
     const float* mask = key_mask ? key_mask + size_t(b) * T : nullptr;
 
-    softmax_scores(P, qb, kb, ld, mask, causal, scale, T, HS);
+    softmax_scores(P, qb, kb, ld, mask, causal, scale, T, HS, s.window);
     if (dropout_p <= 0.0f) {
       gemm(false, false, T, HS, T, 1.0f, P, T, vb, ld, 0.0f, ob, C);  // out = P V: [T, HS]
       continue;
@@ -181,7 +190,7 @@ LADDER_HOT_KERNEL void attention_backward(float* dq, float* dk, float* dv, const
     const float* P = probs + size_t(bh) * TT;
     if (!probs) {
       float* Pr = G + TT;
-      softmax_scores(Pr, qb, kb, ld, key_mask ? key_mask + size_t(b) * T : nullptr, causal, scale, T, HS);
+      softmax_scores(Pr, qb, kb, ld, key_mask ? key_mask + size_t(b) * T : nullptr, causal, scale, T, HS, s.window);
       P = Pr;
     }
     // dV = Pd^T dO

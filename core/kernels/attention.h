@@ -26,6 +26,8 @@ struct AttentionShape {
   // Tensor parallelism: these NH heads are heads [head0, head0 + NH) of the model's heads_total (0: NH),
   // and dropout counters use the model's head index, so a head draws the same mask on any rank.
   int head0 = 0, heads_total = 0;
+  // Sliding-window attention (causal only): query i sees keys (i - window, i]; 0 = every earlier key.
+  int window = 0;
   uint64_t dropout_base(int b, int h, int i) const {
     const uint64_t H = uint64_t(heads_total > 0 ? heads_total : NH), g = uint64_t(head0 + h);
     if (key_positions <= 0) return ((uint64_t(b) * H + g) * T + i) * T;

@@ -18,6 +18,9 @@ Writes:
   tiny_gpt2/config.json            random-weight GPT-2 in HF layout
   tiny_gpt2/model.safetensors
   tiny_gpt2_golden.safetensors     logits / loss / grads of that GPT-2
+  tiny_llama/, tiny_gemma3/        random-weight Llama (GQA, untied head) and Gemma 3 (sliding window,
+                                   sandwich and q/k norms) in HF layout
+  tiny_{llama,gemma3}_golden.safetensors  their logits / loss / grads / greedy continuation
 """
 from __future__ import annotations
 
@@ -231,6 +234,88 @@ def make_tiny_gpt2(out: Path) -> None:
     print(f"wrote {path} ({path.stat().st_size} bytes), loss={o.loss.item():.6f}")
 
 
+# --------------------------------------------------------------------------
+# tiny Llama and Gemma 3 (grouped-query attention, RoPE, gated FFN; Gemma's sandwich norms, q/k norms,
+# sliding-window layers with their own RoPE base, scaled embeddings)
+# --------------------------------------------------------------------------
+def make_tiny_decoder(out: Path, family: str) -> None:
+    torch.manual_seed(1234 if family == "llama" else 4321)
+    if family == "llama":
+        from transformers import LlamaConfig as Cfg, LlamaForCausalLM as Model
+        cfg = Cfg(vocab_size=1000, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                  rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+                  bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    else:
+        from transformers import Gemma3TextConfig as Cfg, Gemma3ForCausalLM as Model
+        cfg = Cfg(vocab_size=1000, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                  num_attention_heads=4, num_key_value_heads=1, head_dim=32, max_position_embeddings=64,
+                  rms_norm_eps=1e-6, sliding_window=6, query_pre_attn_scalar=24,
+                  layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                  bos_token_id=2, eos_token_id=1, pad_token_id=0)
+    cfg._attn_implementation = "eager"
+    model = Model(cfg)
+    # Random norm weights (HF initialises them to a constant), so a norm's offset convention matters.
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(0.2 * torch.randn_like(p) + (0.0 if family == "gemma3" else 1.0))
+    model.eval()
+    mdir = out / f"tiny_{family}"
+    mdir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(mdir), safe_serialization=True)
+    for p in mdir.iterdir():
+        if p.name not in ("config.json", "model.safetensors"):
+            p.unlink()
+    model = Model.from_pretrained(str(mdir), attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    saved = load_file(str(mdir / "model.safetensors"))
+    params = dict(model.named_parameters())
+
+    g = torch.Generator().manual_seed(99)
+    B, T = 3, 16
+    ids = torch.randint(3, cfg.vocab_size, (B, T), generator=g)
+    am = torch.ones(B, T, dtype=torch.long)
+    am[2, T - 4:] = 0
+    labels = ids.clone()
+    labels[am == 0] = -100
+    model.zero_grad(set_to_none=True)
+    o = model(input_ids=ids, attention_mask=am, labels=labels, output_hidden_states=True)
+    o.loss.backward()
+    ref = torch.nn.functional.cross_entropy(
+        o.logits[:, :-1].reshape(-1, cfg.vocab_size), labels[:, 1:].reshape(-1), ignore_index=-100)
+    check(abs(ref.item() - o.loss.item()) < 1e-5, f"loss mismatch {ref.item()} vs {o.loss.item()}")
+    tensors = {
+        "input_ids": ids.to(torch.int32),
+        "attention_mask": am.to(torch.int32),
+        "logits": o.logits.detach(),
+        "loss": o.loss.detach().reshape(1),
+    }
+    for i, h in enumerate(o.hidden_states):
+        tensors[f"hidden_state.{i}"] = h.detach()
+    for k in saved:
+        p = params[k]
+        check(p.grad is not None, f"no gradient for {k}")
+        tensors["grad." + k] = p.grad.detach().clone()
+    # Greedy continuation of row 0's first 5 tokens with the KV cache, for the C++ decoder.
+    with torch.no_grad():
+        gen = model.generate(ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=12,
+                             do_sample=False, min_new_tokens=12, pad_token_id=cfg.pad_token_id)
+    tensors["greedy_ids"] = gen[0].to(torch.int32)
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    meta = {
+        "generator": "tests/golden/make_model_fixtures.py",
+        "model": f"tests/golden/tiny_{family} (random init, norms randomised)",
+        "inputs": "torch.Generator().manual_seed(99) randint(3,1000,(3,16)); row 2 positions 12..15 padded",
+        "loss": "HF causal-LM loss, labels=input_ids with padded positions -100, mean over valid targets",
+        "greedy_ids": "generate(row 0 tokens 0..4, greedy, 12 new tokens)",
+        "versions": versions(),
+    }
+    path = out / f"tiny_{family}_golden.safetensors"
+    save_file(tensors, str(path), metadata=one_key(meta))
+    print(f"wrote {path} ({path.stat().st_size} bytes), loss={o.loss.item():.6f}")
+
+
 def one_key(meta: dict) -> dict:
     # safetensors writes metadata from a hash map (random key order); a single key keeps files byte-stable.
     return {"info": json.dumps(meta, sort_keys=True, ensure_ascii=False)}
@@ -248,17 +333,22 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "tests" / "golden")
     ap.add_argument("--skip-minilm", action="store_true")
     ap.add_argument("--skip-gpt2", action="store_true")
+    ap.add_argument("--only-decoders", action="store_true", help="only tiny_llama and tiny_gemma3")
     a = ap.parse_args()
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)  # bitwise-stable reductions across machines as far as possible
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.only_decoders:
+        a.skip_minilm = a.skip_gpt2 = True
     if not a.skip_minilm:
         if not (a.minilm / "model.safetensors").is_file():
             raise SystemExit(f"MiniLM not found in {a.minilm}; run scripts/fetch_minilm.sh or pass --minilm DIR")
         make_minilm(a.minilm, a.out)
     if not a.skip_gpt2:
         make_tiny_gpt2(a.out)
+    for family in ("llama", "gemma3"):
+        make_tiny_decoder(a.out, family)
     print(versions())
     return 0
 
