@@ -21,5 +21,6 @@ int eval_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
 int bench_comm_command(const std::vector<std::string>& args);
 int cache_command(const std::vector<std::string>& args);
+int generate_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

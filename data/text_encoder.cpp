@@ -4,7 +4,11 @@
 
 #include <stdexcept>
 
+#include <algorithm>
+
+#include "core/backbones/gguf_model.h"
 #include "data/tokenizer/bpe_tokenizer.h"
+#include "data/tokenizer/gguf_tokenizer.h"
 #include "data/tokenizer/wordpiece_tokenizer.h"
 
 namespace ladder::data {
@@ -20,6 +24,13 @@ TextEncoder& TextEncoder::operator=(TextEncoder&&) noexcept = default;
 
 TextEncoder TextEncoder::for_model(const std::string& dir, core::Architecture arch) {
   TextEncoder e;
+  if (core::is_gguf_file(dir)) {
+    e.text_ = make_gguf_tokenizer(core::GgufFile::open(dir));
+    e.pad_id_ = e.text_->pad_id() >= 0 ? e.text_->pad_id() : std::max(e.text_->eos_id(), 0);
+    e.kind_ = "gguf";
+    e.source_ = dir;
+    return e;
+  }
   if (arch == core::Architecture::bert) {
     const std::string vocab = dir + "/vocab.txt";
     if (!exists(vocab)) throw std::runtime_error(dir + ": no vocab.txt (the WordPiece vocabulary a BERT model needs)");
@@ -47,9 +58,11 @@ TextEncoder TextEncoder::for_model(const std::string& dir, core::Architecture ar
 Encoding TextEncoder::encode(const std::string& a, const std::string* b, int max_len) const {
   if (wordpiece_) return wordpiece_->encode(a, b, max_len);
   Encoding enc;
-  enc.input_ids = bpe_->encode(a);
+  if (text_ && text_->add_bos() && text_->bos_id() >= 0) enc.input_ids.push_back(text_->bos_id());
+  auto first = text_ ? text_->encode(a) : bpe_->encode(a);
+  enc.input_ids.insert(enc.input_ids.end(), first.begin(), first.end());
   if (b) {
-    auto more = bpe_->encode(*b);
+    auto more = text_ ? text_->encode(*b) : bpe_->encode(*b);
     enc.input_ids.insert(enc.input_ids.end(), more.begin(), more.end());
   }
   if (max_len > 0 && int(enc.input_ids.size()) > max_len) enc.input_ids.resize(size_t(max_len));

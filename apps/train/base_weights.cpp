@@ -13,6 +13,7 @@ namespace ladder::apps {
 namespace fs = std::filesystem;
 
 std::string base_weights_hash(const std::string& model_dir) {
+  if (fs::is_regular_file(model_dir)) return data::hash_files({model_dir});  // a GGUF file: the whole file
   std::vector<std::string> files;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(model_dir, ec))

@@ -1,6 +1,6 @@
 #pragma once
 // The base model's identity by content: the XXH64 of its weight files (every *.safetensors in the model
-// directory, by name, memory-mapped; data::hash_files), the same hash activation stores carry as their
+// directory, by name, memory-mapped; data::hash_files; a GGUF file's whole bytes), the same hash activation stores carry as their
 // backbone_hash. Checkpoints record it as backbone_hash; resume, `ladder eval` and `ladder export` refuse a
 // model directory whose weights are not the ones the checkpoint was trained on.
 #include <string>

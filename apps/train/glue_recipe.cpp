@@ -17,6 +17,8 @@ class GlueRecipe : public Recipe {
     pad_ = data::TextEncoder::for_model(cfg.model_dir, m.backbone->config().arch).pad_id();
   }
 
+  std::string task_name() const override { return data::glue_task_info(model_.task).name; }
+  std::string primary_metric() const override { return data::glue_task_info(model_.task).primary_metric; }
   const std::vector<int64_t>& train_lengths() const override { return lengths_; }
   size_t dev_rows() const override { return dev_.size(); }
 

@@ -1,6 +1,7 @@
 #include "apps/train/recipe.h"
 
 #include "apps/train/glue_recipe.h"
+#include "apps/train/lm_recipe.h"
 #include "apps/train/store_recipe.h"
 
 namespace ladder::apps {
@@ -37,6 +38,7 @@ std::pair<std::string, std::string> Recipe::sub_model_names() const {
 
 std::unique_ptr<Recipe> make_recipe(const TrainConfig& cfg, RunModel& m, DataParallel& dp) {
   if (cfg.cache_use) return make_store_recipe(cfg, m, dp);
+  if (cfg.task == "lm") return make_lm_recipe(cfg, m);
   return make_glue_recipe(cfg, m);
 }
 

@@ -41,6 +41,11 @@ class Recipe {
 
   // A line for the start-up message ("" for none), e.g. where the training rows come from.
   virtual std::string describe() const { return ""; }
+  // The task's name in messages and reports, the dev metric that picks the best checkpoint, and whether
+  // higher is better (GLUE's metrics; perplexity is better lower).
+  virtual std::string task_name() const = 0;
+  virtual std::string primary_metric() const = 0;
+  virtual bool higher_is_better() const { return true; }
   // Token counts of the training examples (the sampler buckets by them) and the dev split's size.
   virtual const std::vector<int64_t>& train_lengths() const = 0;
   virtual size_t dev_rows() const = 0;

@@ -28,8 +28,8 @@ void hold_frozen_linears(core::Backbone& backbone, core::DType dtype) {
 
 RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) {
   RunModel m;
-  m.task = data::parse_glue_task(cfg.task);
-  const data::GlueTaskInfo& info = data::glue_task_info(m.task);
+  const bool lm = cfg.task == "lm";
+  if (!lm) m.task = data::parse_glue_task(cfg.task);
   // From an activation store the backbone never runs: its weights only seed the side network's pruned
   // initialisation, which reads them one tensor at a time, so it holds none of them (Fisher importances
   // need it to run, so that init maps them as usual; the trainer releases them afterwards).
@@ -41,7 +41,10 @@ RunModel build_run_model(const TrainConfig& cfg, core::TensorParallelGroup* tp) 
   if (cfg.max_length > mc.max_positions)
     throw std::runtime_error("task.max_length " + std::to_string(cfg.max_length) + " exceeds the model's " +
                              std::to_string(mc.max_positions) + " positions");
-  m.head = std::make_unique<adapters::SequenceClassificationHead>(*m.backbone, info.num_labels, cfg.seed);
+  if (lm && !m.backbone->has_lm_head())
+    throw std::runtime_error("task.name lm needs a decoder with a language-model head; " + m.backbone->name() + " has none");
+  if (!lm)
+    m.head = std::make_unique<adapters::SequenceClassificationHead>(*m.backbone, data::glue_task_info(m.task).num_labels, cfg.seed);
   if (side_tuning) {
     // Fisher importances come from the task loss through the head, so the head exists first.
     const adapters::ImportanceMap importance = lst.init == "fisher" ? lst_fisher_importance(cfg, m) : adapters::ImportanceMap{};

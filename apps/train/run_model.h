@@ -17,7 +17,7 @@ namespace ladder::apps {
 
 struct RunModel {
   std::unique_ptr<core::Backbone> backbone;
-  std::unique_ptr<adapters::SequenceClassificationHead> head;
+  std::unique_ptr<adapters::SequenceClassificationHead> head;  // null for language modelling (task lm)
   std::vector<std::unique_ptr<adapters::Method>> methods;
   std::unique_ptr<adapters::LstSideNetwork> side;  // method "lst": the backbone only feeds the side network
   data::GlueTask task;

@@ -29,6 +29,8 @@ class StoreRecipe : public Recipe {
   std::string describe() const override {
     return "training from the activation stores " + train_->path() + " and " + dev_->path() + " (the backbone does not run)";
   }
+  std::string task_name() const override { return data::glue_task_info(model_.task).name; }
+  std::string primary_metric() const override { return data::glue_task_info(model_.task).primary_metric; }
   const std::vector<int64_t>& train_lengths() const override { return lengths_; }
   size_t dev_rows() const override { return dev_->num_rows(); }
 

@@ -57,7 +57,10 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
   keys.add_options()
       ("model.dir", po::value<std::string>(&c.model_dir)->required(), "Hugging Face model directory")
       ("model.frozen_dtype", po::value<std::string>(&c.frozen_dtype)->default_value(c.frozen_dtype), "hold the frozen Linear weights as f32, bf16 or f16 (16 bits halve their memory; each GEMM widens a tile at a time)")
-      ("task.name", po::value<std::string>(&c.task)->default_value(c.task), "GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli")
+      ("task.name", po::value<std::string>(&c.task)->default_value(c.task), "GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli; or lm: causal language modelling on task.train_text (decoders)")
+      ("task.train_text", po::value<std::string>(&c.train_text)->default_value(""), "task lm: training text (default <shared>/data/text/tinyshakespeare/input.txt), or with task.format pairs a TSV of prompt<TAB>response lines")
+      ("task.eval_text", po::value<std::string>(&c.eval_text)->default_value(""), "task lm: evaluation text for perplexity (default <shared>/data/text/wikitext-2-raw/wiki.test.raw), or a pairs TSV")
+      ("task.format", po::value<std::string>(&c.text_format)->default_value(c.text_format), "task lm: text (the file as one stream cut into task.max_length blocks) or pairs (prompt<TAB>response per line, loss on the response only; \\n and \\t escapes)")
       ("task.data_dir", po::value<std::string>(&c.data_dir)->default_value(""), "folder with train.tsv and dev.tsv (default: <shared>/data/glue/<task dir>)")
       ("task.max_length", po::value<int>(&c.max_length)->default_value(c.max_length), "tokens per example, special tokens included")
       ("task.pad_to_max_length", po::value<bool>(&c.pad_to_max_length)->default_value(c.pad_to_max_length), "pad every batch to task.max_length, not to its longest row (slower; measures memory and speed at that length)")
@@ -184,7 +187,17 @@ bool parse_train_config(const std::vector<std::string>& args, TrainConfig& c, co
       throw std::runtime_error("train.optimizer '" + c.optimizer + "': valid: " + valid);
     }
   }
-  if (c.data_dir.empty()) c.data_dir = default_shared() + "/data/glue/" + data::glue_task_info(data::parse_glue_task(c.task)).dir_name;
+  c.train_text = expand_user(c.train_text);
+  c.eval_text = expand_user(c.eval_text);
+  if (c.task == "lm") {
+    if (c.text_format != "text" && c.text_format != "pairs")
+      throw std::runtime_error("task.format '" + c.text_format + "': expected text or pairs");
+    if (c.train_text.empty()) c.train_text = default_shared() + "/data/text/tinyshakespeare/input.txt";
+    if (c.eval_text.empty()) c.eval_text = default_shared() + "/data/text/wikitext-2-raw/wiki.test.raw";
+    if (recipe == "lst" || c.cache_use) throw std::runtime_error("task.name lm: method.name " + c.method + " is not supported for language modelling");
+  } else if (c.data_dir.empty()) {
+    c.data_dir = default_shared() + "/data/glue/" + data::glue_task_info(data::parse_glue_task(c.task)).dir_name;
+  }
   if (c.batch_size <= 0 || c.grad_accum <= 0 || c.eval_batch_size <= 0)
     throw std::runtime_error("train.batch_size, train.grad_accum and eval.batch_size must be positive");
   if (c.tp < 1) throw std::runtime_error("parallel.tp must be at least 1, got " + std::to_string(c.tp));

@@ -21,6 +21,8 @@ struct TrainConfig {
   bool pad_to_max_length = false;  // pad every batch to max_length instead of its longest row
   int max_train_examples = 0;  // 0 = all
   int max_eval_examples = 0;
+  std::string train_text, eval_text;  // task lm: the text files (defaults under <shared>/data/text)
+  std::string text_format = "text";   // task lm: text or pairs
   // [method]
   std::string method = "lora";
   adapters::MethodConfig method_config;  // every registered method's method.<key> options

@@ -77,7 +77,6 @@ class Trainer {
   DataParallel& dp_;
   const bool lead_;
   RunReport report_;
-  const data::GlueTaskInfo& info_;
   RunModel rm_;
   std::string weights_hash_;
   size_t frozen_bytes_ = 0;
@@ -107,7 +106,7 @@ class Trainer {
 };
 
 Trainer::Trainer(const TrainConfig& cfg, const std::vector<std::string>& argv, DataParallel& dp)
-    : cfg_(cfg), dp_(dp), lead_(dp.lead()), report_("train", argv), info_(data::glue_task_info(data::parse_glue_task(cfg.task))) {
+    : cfg_(cfg), dp_(dp), lead_(dp.lead()), report_("train", argv) {
   core::set_num_threads(threads_per_rank(cfg.threads, dp));
   std::filesystem::create_directories(cfg.out_dir);
   rm_ = build_run_model(cfg, dp.tp_group());
@@ -140,14 +139,14 @@ Trainer::Trainer(const TrainConfig& cfg, const std::vector<std::string>& argv, D
   oc.weight_decay = cfg.weight_decay;
   opt_ = core::make_optimizer(cfg.optimizer, params, oc);
   schedule_.emplace(core::parse_schedule_kind(cfg.schedule), cfg.lr, warmup_, total_steps_);
-  // Every GLUE primary metric is better when higher.
-  ckdir_.emplace(cfg.out_dir + "/checkpoints", cfg.keep_last, core::CheckpointDirectory::Better::higher);
+  ckdir_.emplace(cfg.out_dir + "/checkpoints", cfg.keep_last,
+                 recipe_->higher_is_better() ? core::CheckpointDirectory::Better::higher : core::CheckpointDirectory::Better::lower);
   announce(data_s);
 }
 
 void Trainer::announce(double data_s) const {
   say(lead_, "ladder train: %s on %s (%zu train / %zu dev examples, max length %d, read+tokenized in %.1fs)\n",
-      cfg_.model_dir.c_str(), info_.name.c_str(), recipe_->train_lengths().size(), recipe_->dev_rows(), cfg_.max_length, data_s);
+      cfg_.model_dir.c_str(), recipe_->task_name().c_str(), recipe_->train_lengths().size(), recipe_->dev_rows(), cfg_.max_length, data_s);
   if (const std::string d = recipe_->describe(); !d.empty()) say(lead_, "%s\n", d.c_str());
   say(lead_, "method %s: %zu trainable of %zu parameters (%.3f%%); %lld steps of %d x %d x %d ranks = %lld sequences, lr %g (%s, %lld warmup), %d threads per rank\n",
       cfg_.method.c_str(), n_train_, n_total_, 100.0 * double(n_train_) / double(n_total_), (long long)total_steps_,
@@ -296,7 +295,7 @@ std::optional<double> Trainer::evaluate_now() {
   series_["eval_loss"].push_back(r.loss);
   series_["eval_step"].push_back(double(step_));
   say(lead_, "eval at step %lld: %s, loss %.4f\n", (long long)step_, format_metrics(r.metrics).c_str(), r.loss);
-  return r.metrics.at(info_.primary_metric);
+  return r.metrics.at(recipe_->primary_metric());
 }
 
 int Trainer::stop_on_signal(int sig) {
@@ -316,7 +315,7 @@ int Trainer::stop_on_signal(int sig) {
 void Trainer::evaluate_sub_models() {
   const auto [method, unit] = recipe_->sub_model_names();
   if (method.empty() || !cfg_.eval_all_ranks) return;
-  say(lead_, "%s: dev %s at every %s\n", method.c_str(), info_.primary_metric.c_str(), unit.c_str());
+  say(lead_, "%s: dev %s at every %s\n", method.c_str(), recipe_->primary_metric().c_str(), unit.c_str());
   for (const EvalRow& row : recipe_->evaluate(Recipe::Scope::sub_models)) {
     say(lead_, "  %s %d: %s\n", unit.c_str(), row.sub_model, format_metrics(row.result.metrics).c_str());
     report_.metrics()[method + "_" + unit + "_" + std::to_string(row.sub_model)] = row.result.metrics;
@@ -355,13 +354,13 @@ int Trainer::run() {
 void Trainer::write_report() {
   report_.set_config({{"ini", cfg_.effective_ini}});
   auto& m = report_.metrics();
-  m["task"] = info_.name;
+  m["task"] = recipe_->task_name();
   m["method"] = cfg_.method;
   m["trainable_parameters"] = n_train_;
   m["total_parameters"] = n_total_;
   m["steps"] = step_;
   m["final_eval"] = last_eval_;
-  if (ckdir_->best_metric()) m["best_" + info_.primary_metric] = *ckdir_->best_metric();
+  if (ckdir_->best_metric()) m["best_" + recipe_->primary_metric()] = *ckdir_->best_metric();
   m["loss_series"] = series_["loss"];
   report_.timings()["median_step_ms"] = median(step_ms_);
   // The epoch's training time: every step, waits for data included; evaluation and checkpoints not.

@@ -97,6 +97,15 @@ class Backbone {
   virtual bool has_lm_head() const { return false; }
   virtual void lm_logits(Tensor& logits) const;
   virtual void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {});
+  // The causal-LM loss of the last forward: mean cross-entropy of the logits against targets [B*T] (rows
+  // equal to ignore_index skipped) and how many counted; with `backward`, d(mean loss) * grad_scale goes back
+  // through the stack (parameter gradients accumulate). Decoders with a large vocabulary run the head a
+  // block of rows at a time, so the [B*T, vocab] logits never exist whole.
+  struct LmLoss {
+    double mean = 0;
+    long count = 0;
+  };
+  virtual LmLoss lm_loss(const int32_t* targets, int ignore_index, bool backward, float grad_scale);
   // Incremental decoding with a KV cache (decoders): begin_decoding empties the cache for B sequences of
   // at most `capacity` positions; decode runs the next Tn tokens of each ([B, Tn] ids) and OVERWRITES
   // last_logits [B, vocab] with the logits at each sequence's last new position. Inference only.

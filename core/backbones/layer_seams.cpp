@@ -2,6 +2,8 @@
 // hooks and FFN-parallel branch are, under the Hugging Face names methods register their parameters with.
 #include <stdexcept>
 
+#include "core/kernels/losses.h"
+
 #include "core/backbones/backbone.h"
 #include "core/backbones/bert_model.h"
 #include "core/backbones/gpt2_model.h"
@@ -35,6 +37,21 @@ void Backbone::lm_logits(Tensor&) const {
 
 void Backbone::backward_from_logits(const float*, const std::vector<const float*>&) {
   throw std::logic_error(name() + " has no language-model head");
+}
+
+Backbone::LmLoss Backbone::lm_loss(const int32_t* targets, int ignore_index, bool backward, float grad_scale) {
+  Tensor logits;
+  lm_logits(logits);
+  const int N = int(logits.dim(0)), V = int(logits.dim(1));
+  LmLoss r;
+  int count = 0;
+  r.mean = cross_entropy_forward(logits.data<float>(), targets, N, V, ignore_index, &count);
+  r.count = count;
+  if (backward) {
+    cross_entropy_backward(logits.data<float>(), logits.data<float>(), targets, N, V, ignore_index, grad_scale);
+    backward_from_logits(logits.data<float>());
+  }
+  return r;
 }
 
 void Backbone::begin_decoding(int, int) { throw std::logic_error(name() + " has no KV-cache decoding"); }

@@ -9,6 +9,7 @@
 #include "core/backbones/weight_loader.h"
 #include "core/kernels/activations.h"
 #include "core/kernels/gemm.h"
+#include "core/kernels/losses.h"
 
 namespace ladder::core {
 
@@ -171,6 +172,53 @@ void LlamaModel::backward_from_logits(const float* dlogits, const std::vector<co
   if (tp_) copy_to_region_backward(tp_, d_final_.data<float>(), size_t(N) * C);
   if (W->trainable) gemm(true, false, Vl, C, N, 1.0f, dlogits + r0, V, final_.data<float>(), C, 1.0f, W->g(), C);
   backward(d_final_.data<float>(), d_hidden);
+}
+
+Backbone::LmLoss LlamaModel::lm_loss(const int32_t* targets, int ignore_index, bool backward_too, float grad_scale) {
+  const int N = batch_.rows(), C = cfg_.hidden, V = cfg_.vocab_size;
+  if (backward_too && !opt_.save_for_backward) throw std::logic_error(name() + " lm_loss backward needs a forward with save_for_backward");
+  long total = 0;
+  for (int n = 0; n < N; ++n) total += targets[n] != ignore_index;
+  LmLoss r;
+  r.count = total;
+  if (total == 0) {
+    if (backward_too) backward(nullptr);
+    return r;
+  }
+  // Rows per block: about 64 MiB of logits (and their gradient, in place) at a time.
+  const int rows = head_block_rows_ > 0 ? std::min(N, head_block_rows_)
+                                        : std::max(1, std::min(N, int((size_t(64) << 20) / (sizeof(float) * size_t(V)))));
+  Tensor::ensure(chunk_logits_, {rows, V}, DType::f32, MemCategory::workspace);
+  if (backward_too) Tensor::ensure(d_final_, {N, C}, DType::f32, MemCategory::workspace);
+  Parameter* W = lm_head_ ? lm_head_ : embed_;
+  const int64_t r0 = tp_ ? W->shard.range().first : 0;
+  const int Vl = tp_ ? int(W->shard.range().second - r0) : V;
+  double sum = 0;
+  for (int n0 = 0; n0 < N; n0 += rows) {
+    const int nr = std::min(rows, N - n0);
+    float* lg = chunk_logits_.data<float>();
+    const float* h = final_.data<float>() + size_t(n0) * C;
+    head_forward(lg, h, nr);
+    int cnt = 0;
+    const float mean = cross_entropy_forward(lg, targets + n0, nr, V, ignore_index, &cnt);
+    sum += double(mean) * cnt;
+    if (!backward_too) continue;
+    float* dfin = d_final_.data<float>() + size_t(n0) * C;
+    if (cnt == 0) {
+      std::fill(dfin, dfin + size_t(nr) * C, 0.0f);
+      continue;
+    }
+    // d(mean over all counted rows): this block's gradient of its own mean, times its share.
+    cross_entropy_backward(lg, lg, targets + n0, nr, V, ignore_index, grad_scale * float(cnt) / float(total));
+    gemm(false, false, nr, C, Vl, 1.0f, lg + r0, V, W->w(), C, 0.0f, dfin, C);
+    if (W->trainable) gemm(true, false, Vl, C, nr, 1.0f, lg + r0, V, h, C, 1.0f, W->g(), C);
+  }
+  r.mean = sum / double(total);
+  if (backward_too) {
+    if (tp_) copy_to_region_backward(tp_, d_final_.data<float>(), size_t(N) * C);
+    backward(d_final_.data<float>());
+  }
+  return r;
 }
 
 void LlamaModel::backward(const float* d_last, const std::vector<const float*>& d_hidden) {

@@ -38,6 +38,9 @@ class LlamaModel : public Backbone {
   bool has_lm_head() const override { return true; }
   void lm_logits(Tensor& logits) const override;
   void backward_from_logits(const float* dlogits, const std::vector<const float*>& d_hidden = {}) override;
+  LmLoss lm_loss(const int32_t* targets, int ignore_index, bool backward, float grad_scale) override;
+  // Rows of logits lm_loss forms at once (0: about 64 MiB of them).
+  void set_head_block_rows(int rows) { head_block_rows_ = rows; }
   bool has_kv_cache() const override { return true; }
   void begin_decoding(int B, int capacity) override;
   void decode(const int32_t* ids, int B, int Tn, Tensor& last_logits) override;
@@ -72,6 +75,8 @@ class LlamaModel : public Backbone {
   Tensor d_cur_, d_next_, d_final_;
   std::vector<KvCache> cache_;
   Tensor dec_a_, dec_b_, dec_final_;
+  Tensor chunk_logits_;
+  int head_block_rows_ = 0;
 };
 
 }  // namespace ladder::core

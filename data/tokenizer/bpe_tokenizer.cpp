@@ -150,10 +150,44 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
   return t;
 }
 
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokens(const std::vector<std::string>& tokens,
+                                                         const std::vector<std::string>& merges,
+                                                         const std::vector<std::string>& specials, PreTokenizer pre,
+                                                         const std::string& merges_where) {
+  std::unordered_map<std::string, int32_t> vocab;
+  vocab.reserve(tokens.size());
+  for (size_t id = 0; id < tokens.size(); ++id) vocab.emplace(tokens[id], static_cast<int32_t>(id));
+  std::vector<std::pair<std::string, std::string>> pairs;
+  pairs.reserve(merges.size());
+  for (size_t k = 0; k < merges.size(); ++k) {
+    const std::string& s = merges[k];
+    const size_t sp = s.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 == s.size() || s.find(' ', sp + 1) != std::string::npos)
+      throw std::runtime_error(merges_where + "[" + std::to_string(k) + "]: expected \"a b\", got '" + s + "'");
+    pairs.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+  }
+  std::vector<std::pair<std::string, int32_t>> added;
+  for (const std::string& sp : specials) {
+    auto it = vocab.find(sp);
+    if (it == vocab.end()) throw std::runtime_error("BPE special token '" + sp + "' is not in the vocab");
+    added.emplace_back(sp, it->second);
+  }
+  ByteLevelBpeTokenizer t;
+  t.pre_ = pre;
+  t.build(std::move(vocab), pairs, std::move(added),
+          [&](size_t k) { return merges_where + "[" + std::to_string(k) + "]"; }, /*strict=*/false);
+  return t;
+}
+
+int32_t ByteLevelBpeTokenizer::token_to_id(const std::string& token) const {
+  auto it = vocab_.find(token);
+  return it == vocab_.end() ? -1 : it->second;
+}
+
 void ByteLevelBpeTokenizer::build(std::unordered_map<std::string, int32_t> vocab,
                                   const std::vector<std::pair<std::string, std::string>>& merges,
                                   std::vector<std::pair<std::string, int32_t>> added,
-                                  const std::function<std::string(size_t)>& merge_where) {
+                                  const std::function<std::string(size_t)>& merge_where, bool strict) {
   for (const auto& [tok, id] : added) vocab.emplace(tok, id);  // added tokens may sit past the model vocab
   int32_t max_id = -1;
   for (const auto& [tok, id] : vocab) max_id = std::max(max_id, id);
@@ -163,9 +197,9 @@ void ByteLevelBpeTokenizer::build(std::unordered_map<std::string, int32_t> vocab
     std::string sym;
     utf8_append(sym, byte_to_char(b));
     auto it = vocab.find(sym);
-    if (it == vocab.end())
+    if (it == vocab.end() && strict)
       throw std::runtime_error("BPE vocab lacks the symbol of byte " + std::to_string(b) + " ('" + sym + "')");
-    byte_id_[b] = it->second;
+    byte_id_[b] = it == vocab.end() ? -1 : it->second;
   }
   merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -178,9 +212,10 @@ void ByteLevelBpeTokenizer::build(std::unordered_map<std::string, int32_t> vocab
                              std::make_pair(static_cast<int32_t>(rank), inew->second));
   }
   auto eos = vocab.find(kEndOfText);
-  if (eos == vocab.end()) throw std::runtime_error(merge_where(0) + ": vocab lacks " + kEndOfText);
-  eos_id_ = eos->second;
+  if (eos == vocab.end() && strict) throw std::runtime_error(merge_where(0) + ": vocab lacks " + kEndOfText);
+  eos_id_ = eos == vocab.end() ? -1 : eos->second;
   added_ = std::move(added);
+  vocab_ = std::move(vocab);
 }
 
 // HF's Word::merge_all: a heap of candidate merges ordered by (rank, position); entries made stale by
@@ -202,10 +237,14 @@ void ByteLevelBpeTokenizer::bpe(const std::string& bytes, std::vector<int32_t>& 
     int32_t rank, pos, new_id;
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  const int32_t n = static_cast<int32_t>(bytes.size());
-  std::vector<Symbol> sym(n);
-  for (int32_t i = 0; i < n; ++i)
-    sym[i] = {byte_id_[static_cast<unsigned char>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  // Bytes the vocab has no symbol for are skipped (HF's BPE with unk_token null); merges then join
+  // their neighbours.
+  std::vector<Symbol> sym;
+  sym.reserve(bytes.size());
+  for (unsigned char c : bytes)
+    if (byte_id_[c] >= 0) sym.push_back({byte_id_[c], static_cast<int32_t>(sym.size()) - 1, -1, true});
+  const int32_t n = static_cast<int32_t>(sym.size());
+  for (int32_t i = 0; i + 1 < n; ++i) sym[i].next = i + 1;
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
   auto push_pair = [&](int32_t left) {
     auto it = merges_.find(pair_key(sym[left].id, sym[sym[left].next].id));
@@ -245,7 +284,10 @@ std::vector<int32_t> ByteLevelBpeTokenizer::encode(const std::string& text) cons
     }
     const std::u32string chars = utf8_decode_lossy(piece.text);
     ranges.clear();
-    gpt2_pretokenize(chars, ranges);
+    if (pre_ == PreTokenizer::gpt2_individual_digits)
+      gpt2_pretokenize_individual_digits(chars, ranges);
+    else
+      gpt2_pretokenize(chars, ranges);
     for (const auto& [b, e] : ranges) {
       bytes.clear();
       for (size_t k = b; k < e; ++k) utf8_append(bytes, chars[k]);

@@ -22,30 +22,27 @@ CharClass classify(char32_t c) {
   return CharClass::kOther;
 }
 
-// Length of the contraction ('s 't 're 've 'm 'll 'd, lower case only) starting at i, or 0.
-size_t contraction_length(const std::u32string& t, size_t i) {
-  if (t[i] != U'\'' || i + 1 >= t.size()) return 0;
+// Length of the contraction ('s 't 're 've 'm 'll 'd, lower case only) starting at i before `end`, or 0.
+size_t contraction_length(const std::u32string& t, size_t i, size_t end) {
+  if (t[i] != U'\'' || i + 1 >= end) return 0;
   const char32_t a = t[i + 1];
   if (a == U's' || a == U't' || a == U'm' || a == U'd') return 2;
-  if (i + 2 >= t.size()) return 0;
+  if (i + 2 >= end) return 0;
   const char32_t b = t[i + 2];
   if ((a == U'r' && b == U'e') || (a == U'v' && b == U'e') || (a == U'l' && b == U'l')) return 3;
   return 0;
 }
 
-}  // namespace
-
-void gpt2_pretokenize(const std::u32string& text, std::vector<std::pair<size_t, size_t>>& pieces) {
-  const size_t n = text.size();
-  std::vector<CharClass> cls(n);
-  for (size_t k = 0; k < n; ++k) cls[k] = classify(text[k]);
+// The GPT-2 regex over text[begin, n) alone, as if that stretch were the whole input.
+void split_gpt2(const std::u32string& text, const std::vector<CharClass>& cls, size_t begin, size_t n,
+                std::vector<std::pair<size_t, size_t>>& pieces) {
   auto run_end = [&](size_t k, CharClass c) {
     while (k < n && cls[k] == c) ++k;
     return k;
   };
-  for (size_t i = 0; i < n;) {
+  for (size_t i = begin; i < n;) {
     size_t end;
-    if (size_t len = contraction_length(text, i)) {
+    if (size_t len = contraction_length(text, i, n)) {
       end = i + len;
     } else if (text[i] == U' ' && i + 1 < n && cls[i + 1] != CharClass::kSpace) {
       end = run_end(i + 1, cls[i + 1]);  // " ?" taken, then a run of letters, numbers or others
@@ -60,6 +57,31 @@ void gpt2_pretokenize(const std::u32string& text, std::vector<std::pair<size_t, 
     pieces.emplace_back(i, end);
     i = end;
   }
+}
+
+std::vector<CharClass> classify_all(const std::u32string& text) {
+  std::vector<CharClass> cls(text.size());
+  for (size_t k = 0; k < text.size(); ++k) cls[k] = classify(text[k]);
+  return cls;
+}
+
+}  // namespace
+
+void gpt2_pretokenize(const std::u32string& text, std::vector<std::pair<size_t, size_t>>& pieces) {
+  split_gpt2(text, classify_all(text), 0, text.size(), pieces);
+}
+
+// HF's Digits tests Rust's char::is_numeric (general categories Nd, Nl, No), which is \p{N}.
+void gpt2_pretokenize_individual_digits(const std::u32string& text, std::vector<std::pair<size_t, size_t>>& pieces) {
+  const std::vector<CharClass> cls = classify_all(text);
+  size_t stretch = 0;
+  for (size_t k = 0; k < text.size(); ++k) {
+    if (cls[k] != CharClass::kNumber) continue;
+    split_gpt2(text, cls, stretch, k, pieces);
+    pieces.emplace_back(k, k + 1);
+    stretch = k + 1;
+  }
+  split_gpt2(text, cls, stretch, text.size(), pieces);
 }
 
 }  // namespace ladder::data

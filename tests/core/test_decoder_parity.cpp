@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "core/backbones/backbone.h"
+#include "core/backbones/llama_model.h"
 #include "core/io/safetensors.h"
 #include "core/kernels/losses.h"
 #include "tests/support/test_paths.h"
@@ -78,6 +79,18 @@ void check_family(const std::string& family, const std::string& expect_name) {
   }
   std::printf("tiny %s: %d parameter gradients, worst max|diff|/max|ref| %.2e\n", family.c_str(), checked, worst);
   EXPECT_EQ(checked, int(m->params().all().size()));
+
+  // The same loss and gradients from lm_loss, its head run 7 rows at a time (blocks that split sequences).
+  dynamic_cast<LlamaModel&>(*m).set_head_block_rows(7);
+  m->params().zero_grad();
+  m->forward({B, T, ids.data<int32_t>(), nullptr, mask.data()}, opt);
+  const Backbone::LmLoss ll = m->lm_loss(targets.data(), -100, /*backward=*/true, 1.0f);
+  EXPECT_NEAR(ll.mean, golden->tensor("loss", MemCategory::workspace).to_floats()[0], 1e-5);
+  EXPECT_EQ(ll.count, long(std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t != -100; })));
+  for (auto& p : m->params().all()) {
+    const std::string key = p->name == "lm_head.weight" ? "grad.lm_head.weight" : "grad.model." + p->name;
+    EXPECT_LE(rel_err(p->grad, golden->tensor(key, MemCategory::workspace)), 1e-4) << "lm_loss: " << p->name;
+  }
 
   // Greedy decoding with the KV cache: a prefill of 5 tokens, then one token at a time.
   std::vector<float> want = golden->tensor("greedy_ids", MemCategory::workspace).to_floats();
