@@ -62,6 +62,8 @@ LlamaModel::LlamaModel(const TransformerConfig& cfg, const SafetensorsCheckpoint
       a.qk_norm = true;
       a.q_norm = rms(p + "self_attn.q_norm", HS);
       a.k_norm = rms(p + "self_attn.k_norm", HS);
+      // Replicated, but each rank normalises only its own heads: its gradient is a share of the sum.
+      a.q_norm.weight->tp_partial_grad = a.k_norm.weight->tp_partial_grad = tpl.size() > 1;
     }
     a.C = C;
     a.HS = HS;

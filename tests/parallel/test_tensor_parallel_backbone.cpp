@@ -1,4 +1,5 @@
-// Tensor-parallel backbones against one process: BERT and GPT-2 with their layers sharded Megatron-style
+// Tensor-parallel backbones against one process: BERT, GPT-2, Llama and Gemma 3 (grouped-query attention
+// with its key/value heads sharded) with their layers sharded Megatron-style
 // over a tp group of 2 (np=2: the world; np=4: two groups) must give the same hidden states and, after
 // gathering shards and summing partial gradients over the group, the same gradients as the unsharded
 // model every rank also loads. Dropout is on (masks keyed by sample and global head/column). At np=1
@@ -26,13 +27,15 @@ using core::Tensor;
 
 struct TpCase {
   std::string method;  // "full", "lora" (all six Linears, dropout), "bitfit"
-  bool gpt2 = false;
+  std::string family = "bert";  // bert, gpt2, llama, gemma3
 };
 
 // Writes the tiny model once per rank (ranks may share a file system; each gets its own directory).
-std::string model_dir(bool gpt2, int world_rank) {
-  const std::string d = test::temp_dir(std::string(gpt2 ? "tp_gpt2_" : "tp_bert_") + std::to_string(world_rank));
-  return gpt2 ? test::write_tiny_gpt2(d, 11, 0.1f) : test::write_tiny_bert(d, 11, 0.1f);
+std::string model_dir(const std::string& family, int world_rank) {
+  const std::string d = test::temp_dir("tp_" + family + "_" + std::to_string(world_rank));
+  if (family == "gpt2") return test::write_tiny_gpt2(d, 11, 0.1f);
+  if (family == "llama" || family == "gemma3") return test::write_tiny_llama(d, 11, family == "gemma3", 0.1f);
+  return test::write_tiny_bert(d, 11, 0.1f);
 }
 
 std::vector<std::unique_ptr<adapters::Method>> apply(core::Backbone& m, const std::string& method) {
@@ -78,7 +81,7 @@ TEST_P(TensorParallelBackbone, MatchesOneProcess) {
   const TpCase s = GetParam();
   parallel::ProcessGrid grid(world, 2);
   parallel::CommTensorParallelGroup group(grid.tp_comm());
-  const std::string dir = model_dir(s.gpt2, world.rank());
+  const std::string dir = model_dir(s.family, world.rank());
   auto ref = core::load_backbone(dir);
   auto tp = core::load_backbone(dir, &group);
   auto m_ref = apply(*ref, s.method);
@@ -130,17 +133,18 @@ TEST_P(TensorParallelBackbone, MatchesOneProcess) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, TensorParallelBackbone,
-                         ::testing::Values(TpCase{"full", false}, TpCase{"lora", false}, TpCase{"bitfit", false},
-                                           TpCase{"full", true}, TpCase{"lora", true}, TpCase{"ia3", false},
-                                           TpCase{"ia3", true}),
-                         [](const auto& info) { return info.param.method + (info.param.gpt2 ? "_gpt2" : "_bert"); });
+                         ::testing::Values(TpCase{"full", "bert"}, TpCase{"lora", "bert"}, TpCase{"bitfit", "bert"},
+                                           TpCase{"full", "gpt2"}, TpCase{"lora", "gpt2"}, TpCase{"ia3", "bert"},
+                                           TpCase{"ia3", "gpt2"}, TpCase{"full", "llama"}, TpCase{"lora", "llama"},
+                                           TpCase{"ia3", "llama"}, TpCase{"full", "gemma3"}, TpCase{"lora", "gemma3"}),
+                         [](const auto& info) { return info.param.method + "_" + info.param.family; });
 
 TEST(TensorParallelBackbone, FrozenBytesSplit) {
   parallel::Communicator& world = test::test_world();
   if (world.size() < 2) GTEST_SKIP() << "tensor parallelism needs at least 2 ranks";
   parallel::ProcessGrid grid(world, 2);
   parallel::CommTensorParallelGroup group(grid.tp_comm());
-  const std::string dir = model_dir(false, world.rank());
+  const std::string dir = model_dir("bert", world.rank());
   auto ref = core::load_backbone(dir);
   auto tp = core::load_backbone(dir, &group);
   // Every sharded tensor's parts add up to the whole, and a shard holds only its part's bytes.
@@ -164,7 +168,7 @@ TEST(TensorParallelBackbone, HeadsThatDoNotDivideAreRefused) {
   if (world.size() < 4) GTEST_SKIP() << "needs 4 ranks (a tp group of 4 over a 2-head model)";
   parallel::ProcessGrid grid(world, 4);
   parallel::CommTensorParallelGroup group(grid.tp_comm());
-  const std::string dir = model_dir(false, world.rank());
+  const std::string dir = model_dir("bert", world.rank());
   try {
     core::load_backbone(dir, &group);
     FAIL() << "a 2-head model split over 4 ranks must be refused";

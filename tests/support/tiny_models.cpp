@@ -100,4 +100,42 @@ std::string write_tiny_gpt2(const std::string& dir, unsigned seed, float dropout
   return dir;
 }
 
+std::string write_tiny_llama(const std::string& dir, unsigned seed, bool gemma, float attn_dropout) {
+  const int C = 16, L = 2, V = 50, P = 24, NH = 4, KVH = 2, HS = gemma ? 12 : 4, F = 24;
+  nlohmann::json cfg = {{"model_type", gemma ? "gemma3_text" : "llama"}, {"vocab_size", V}, {"hidden_size", C},
+                        {"num_hidden_layers", L}, {"num_attention_heads", NH}, {"num_key_value_heads", KVH},
+                        {"head_dim", HS}, {"intermediate_size", F}, {"max_position_embeddings", P},
+                        {"rms_norm_eps", 1e-6}, {"attention_dropout", attn_dropout}, {"tie_word_embeddings", gemma}};
+  if (gemma) {
+    cfg["sliding_window"] = 5;
+    cfg["layer_types"] = {"sliding_attention", "full_attention"};
+  }
+  std::ofstream(dir + "/config.json") << cfg.dump(2);
+  Writer w{seed, {}};
+  w.add("model.embed_tokens.weight", {V, C}, 0.5f);
+  for (int i = 0; i < L; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const float one = gemma ? 0.0f : 1.0f;
+    w.add(p + "input_layernorm.weight", {C}, 0.1f, one);
+    w.add(p + "post_attention_layernorm.weight", {C}, 0.1f, one);
+    if (gemma) {
+      w.add(p + "pre_feedforward_layernorm.weight", {C}, 0.1f, one);
+      w.add(p + "post_feedforward_layernorm.weight", {C}, 0.1f, one);
+      w.add(p + "self_attn.q_norm.weight", {HS}, 0.1f, one);
+      w.add(p + "self_attn.k_norm.weight", {HS}, 0.1f, one);
+    }
+    w.add(p + "self_attn.q_proj.weight", {NH * HS, C}, 0.3f);
+    w.add(p + "self_attn.k_proj.weight", {KVH * HS, C}, 0.3f);
+    w.add(p + "self_attn.v_proj.weight", {KVH * HS, C}, 0.3f);
+    w.add(p + "self_attn.o_proj.weight", {C, NH * HS}, 0.3f);
+    w.add(p + "mlp.gate_proj.weight", {F, C}, 0.3f);
+    w.add(p + "mlp.up_proj.weight", {F, C}, 0.3f);
+    w.add(p + "mlp.down_proj.weight", {C, F}, 0.2f);
+  }
+  w.add("model.norm.weight", {C}, 0.1f, gemma ? 0.0f : 1.0f);
+  if (!gemma) w.add("lm_head.weight", {V, C}, 0.3f);
+  core::write_safetensors(dir + "/model.safetensors", w.tensors);
+  return dir;
+}
+
 }  // namespace ladder::test
