@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "adapters/method_registry.h"
 #include "apps/commands.h"
 #include "apps/cpu_peak.h"
 #include "apps/gemm_ceiling.h"
@@ -91,15 +92,10 @@ struct TrainStep {
       model->backward_from_pooled(dpooled.data<float>());
       return loss;
     }
-    const int N = b.rows(), V = model->config().vocab_size;
+    const int N = b.rows();
     targets.resize(size_t(N));
     core::causal_lm_targets(targets.data(), b.input_ids, b.attention_mask, b.B, b.T, -100);
-    model->lm_logits(logits);
-    core::Tensor::ensure(dlogits, {N, V}, core::DType::f32, core::MemCategory::workspace);
-    float loss = core::cross_entropy_forward(logits.data<float>(), targets.data(), N, V, -100);
-    core::cross_entropy_backward(dlogits.data<float>(), logits.data<float>(), targets.data(), N, V, -100, 1.0f);
-    model->backward_from_logits(dlogits.data<float>());
-    return loss;
+    return float(model->lm_loss(targets.data(), -100, /*backward=*/true, 1.0f).mean);
   }
 };
 
@@ -112,7 +108,8 @@ nlohmann::json phase_json(double ms, double tokens, double flops, double ceiling
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
-  std::string model_dir, report_path;
+  std::string model_dir, report_path, method;
+  bool with_head = false;
   int threads = 0, fwd_batch = 0, train_batch = 0, seq = 0, warmup = 0, iters = 0, sgemm_n = 0, ceiling_rounds = 0;
   double ceiling_s = 0;
   po::options_description desc("ladder bench");
@@ -124,7 +121,9 @@ int bench_command(const std::vector<std::string>& args) {
       "iters", po::value<int>(&iters)->default_value(10), "timed iterations (the median is reported)")(
       "sgemm-size", po::value<int>(&sgemm_n)->default_value(2048), "n of the square n x n x n sgemm among the ceiling's shapes (0 = none)")(
       "ceiling-seconds", po::value<double>(&ceiling_s)->default_value(0.2), "BLAS ceiling: seconds each GEMM shape runs per round (at least 3 runs)")(
-      "ceiling-rounds", po::value<int>(&ceiling_rounds)->default_value(2), "BLAS ceiling: passes over all shapes (the fastest run of each counts)");
+      "ceiling-rounds", po::value<int>(&ceiling_rounds)->default_value(2), "BLAS ceiling: passes over all shapes (the fastest run of each counts)")(
+      "method", po::value<std::string>(&method)->default_value("full"), "what the training step trains: full (every backbone weight) or a method spec with its defaults (e.g. lora)")(
+      "lm-head", po::bool_switch(&with_head), "decoders: the forward phase computes the LM head's logits too (as a transformers forward does)");
   add_common_options(desc, threads, report_path);
   po::variables_map vm;
   if (!parse_options("bench", args, desc, vm)) return 0;
@@ -166,18 +165,25 @@ int bench_command(const std::vector<std::string>& args) {
 
   // Forward (inference: nothing saved, no dropout).
   Inputs fin = random_inputs(fwd_batch, seq, cfg.vocab_size, 1);
+  if (with_head && !model->has_lm_head()) throw std::runtime_error("--lm-head: " + model->name() + " has no language-model head");
+  core::Tensor fwd_logits;
   std::vector<double> fwd_ms;
   for (int i = 0; i < warmup + iters; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     model->forward(fin.batch, core::StepOptions{});
+    if (with_head) model->lm_logits(fwd_logits);
     if (i >= warmup) fwd_ms.push_back(ms_since(t0));
   }
-  const double fwd_flops = model->forward_flops(fwd_batch, seq);
+  const double fwd_flops = model->forward_flops(fwd_batch, seq) +
+                           (with_head ? 2.0 * fwd_batch * seq * double(cfg.hidden) * cfg.vocab_size : 0.0);
   const double f_ms = median(fwd_ms);
   auto fwd = phase_json(f_ms, double(fwd_batch) * seq, fwd_flops, blas, peak.gflops());
 
-  // Training step: every backbone weight trainable.
-  model->params().set_all_trainable(true);
+  fwd_logits = core::Tensor();
+  // Training step: every backbone weight trainable, or the method's parameters.
+  std::vector<std::unique_ptr<adapters::Method>> methods;
+  if (method == "full") model->params().set_all_trainable(true);
+  else methods = adapters::apply_methods(*model, method, adapters::MethodConfig{});
   model->params().allocate_gradients();
   TrainStep step(model.get());
   Inputs tin = random_inputs(train_batch, seq, cfg.vocab_size, 2);

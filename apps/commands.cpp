@@ -24,6 +24,7 @@ const std::map<std::string, Command>& commands() {
       {"bench-comm", {bench_comm_command, "all-reduce bus bandwidth: our communicator, bucketed gradients, raw MPI (under mpirun)"}},
       {"bench", {bench_command, "time the backbone's forward pass and full training step against the BLAS ceiling and the CPU's peak"}},
       {"generate", {generate_command, "continue a prompt with a decoder from a GGUF file (greedy or top-p, KV cache, tokens/s)"}},
+      {"perplexity", {perplexity_command, "a decoder's perplexity on a text file (windows of --ctx tokens, the protocol of scripts/hf_decoder_reference.py)"}},
       {"inspect", {inspect_command, "print a checkpoint: attributes, parameters with norms, optimizer state, metrics, config"}},
       {"eval", {eval_command, "evaluate a checkpoint on its task's dev split(s), DyLoRA at every rank, AdvGLUE drop"}},
       {"export", {export_command, "write a checkpoint as a PEFT LoRA adapter or a merged Hugging Face model directory"}},

@@ -22,5 +22,6 @@ int export_command(const std::vector<std::string>& args);
 int bench_comm_command(const std::vector<std::string>& args);
 int cache_command(const std::vector<std::string>& args);
 int generate_command(const std::vector<std::string>& args);
+int perplexity_command(const std::vector<std::string>& args);
 
 }  // namespace ladder::apps

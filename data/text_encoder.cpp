@@ -55,6 +55,12 @@ TextEncoder TextEncoder::for_model(const std::string& dir, core::Architecture ar
   return e;
 }
 
+std::vector<int32_t> TextEncoder::encode_plain(const std::string& text) const {
+  if (text_) return text_->encode(text);
+  if (bpe_) return bpe_->encode(text);
+  return wordpiece_->ids(text);
+}
+
 Encoding TextEncoder::encode(const std::string& a, const std::string* b, int max_len) const {
   if (wordpiece_) return wordpiece_->encode(a, b, max_len);
   Encoding enc;

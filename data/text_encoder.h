@@ -5,6 +5,7 @@
 // encode calls.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/backbones/transformer_config.h"
 #include "data/tokenizer/encoding.h"
@@ -26,6 +27,8 @@ class TextEncoder {
   // BERT: [CLS] a [SEP] (b [SEP]), longest-first truncation. GPT-2: the BPE ids of a (then b), no special
   // tokens (as Hugging Face's GPT-2 tokenizer), cut to max_len. GGUF: BOS first when the model wants it.
   Encoding encode(const std::string& a, const std::string* b, int max_len) const;
+  // The ids of one text with no special tokens added at all (no BOS), whatever the model.
+  std::vector<int32_t> encode_plain(const std::string& text) const;
   int32_t pad_id() const { return pad_id_; }
   const std::string& kind() const { return kind_; }
   // sha256-free identity of the vocabulary files: their paths and sizes (for reports).

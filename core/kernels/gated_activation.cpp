@@ -26,11 +26,18 @@ inline void act_and_slope(float x, GateActivation act, float& a, float& da) {
 }  // namespace
 
 LADDER_HOT_KERNEL void gated_forward(float* h, const float* gate, const float* up, size_t n, GateActivation act) {
+  if (act == GateActivation::silu) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; i++) {
-    float a, da;
-    act_and_slope(gate[i], act, a, da);
-    h[i] = a * up[i];
+    for (size_t i = 0; i < n; i++) {
+      const float x = gate[i];
+      h[i] = x / (1.0f + vec_math::exp(-x)) * up[i];
+    }
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (size_t i = 0; i < n; i++) {
+      const float x = gate[i];
+      h[i] = 0.5f * x * (1.0f + vec_math::tanh(kSqrt2OverPi * (x + kGeluCoef * x * x * x))) * up[i];
+    }
   }
 }
 
