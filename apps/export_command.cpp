@@ -19,6 +19,7 @@
 #include "adapters/method.h"
 #include "adapters/method_registry.h"
 #include "apps/commands.h"
+#include "core/backbones/gguf_model.h"
 #include "apps/options.h"
 #include "apps/report.h"
 #include "apps/train/run_checkpoint.h"
@@ -136,7 +137,12 @@ int export_command(const std::vector<std::string>& args) {
   const core::CheckpointData ck = core::read_checkpoint(path);
   TrainConfig cfg = config_from_checkpoint(ck, path, overrides);
   core::set_num_threads(threads > 0 ? threads : cfg.threads);
-  const data::GlueTaskInfo& info = data::glue_task_info(data::parse_glue_task(cfg.task));
+  const bool lm = cfg.task == "lm";  // a causal-LM run: no classification head
+  const data::GlueTaskInfo& info = data::glue_task_info(data::parse_glue_task(lm ? "sst2" : cfg.task));
+  if (format == "merged" && core::is_gguf_file(cfg.model_dir))
+    throw std::runtime_error("--format merged: the base model " + cfg.model_dir +
+                             " is a GGUF file; merged export writes a Hugging Face directory from one (use --format peft, "
+                             "which PEFT applies to the GGUF loaded by transformers)");
 
   // Check the method before loading anything big.
   const adapters::ExportFormat fmt = format == "peft" ? adapters::export_peft : adapters::export_merged;
@@ -187,7 +193,7 @@ int export_command(const std::vector<std::string>& args) {
     std::vector<std::string> modules;
     for (auto& [n, lin] : bb.linear_modules()) modules.push_back(n);
     if (bb.has_pooler()) modules.push_back("pooler.dense");
-    modules.push_back(head_name);
+    if (!lm) modules.push_back(head_name);
     adapters::PeftAdapter adapter;
     for (auto& m : rm.methods)
       if (!m->peft_adapter(adapter, modules))
@@ -196,9 +202,9 @@ int export_command(const std::vector<std::string>& args) {
     for (auto& p : bb.params().all())
       if (is_head(p->name)) tensors.emplace_back("base_model.model." + p->name, p->value);
     json cj = adapter.config;
-    cj["task_type"] = "SEQ_CLS";
+    cj["task_type"] = lm ? "CAUSAL_LM" : "SEQ_CLS";
     cj["base_model_name_or_path"] = fs::absolute(cfg.model_dir).lexically_normal().string();
-    cj["modules_to_save"] = json::array({head_name});
+    if (!lm) cj["modules_to_save"] = json::array({head_name});
     cj["inference_mode"] = true;
     cj["revision"] = nullptr;
     core::write_safetensors(tmp + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
@@ -242,19 +248,21 @@ int export_command(const std::vector<std::string>& args) {
       if (!in) throw std::runtime_error(cfg.model_dir + "/config.json: cannot open");
       cj = json::parse(in);
     }
-    const int L = rm.head->num_labels();
+    const int L = lm ? 0 : rm.head->num_labels();
     json id2label = json::object(), label2id = json::object();
     for (int k = 0; k < L; ++k) {
       const std::string name = size_t(k) < info.label_names.size() ? info.label_names[size_t(k)] : "LABEL_" + std::to_string(k);
       id2label[std::to_string(k)] = name;
       label2id[name] = k;
     }
-    cj["architectures"] = json::array({layout.hf_class});
-    cj["id2label"] = id2label;
-    cj["label2id"] = label2id;
-    cj["num_labels"] = L;
-    cj["problem_type"] = rm.head->regression() ? "regression" : "single_label_classification";
-    if (!layout.from_pooler && (!cj.contains("pad_token_id") || cj["pad_token_id"].is_null())) {
+    if (!lm) {
+      cj["architectures"] = json::array({layout.hf_class});
+      cj["id2label"] = id2label;
+      cj["label2id"] = label2id;
+      cj["num_labels"] = L;
+      cj["problem_type"] = rm.head->regression() ? "regression" : "single_label_classification";
+    }
+    if (!lm && !layout.from_pooler && (!cj.contains("pad_token_id") || cj["pad_token_id"].is_null())) {
       // A last-token head: HF finds the last real token from pad_token_id, and ladder pads with its
       // tokenizer's pad id (GPT-2: end-of-text).
       try {
@@ -263,7 +271,7 @@ int export_command(const std::vector<std::string>& args) {
         if (cj.contains("eos_token_id")) cj["pad_token_id"] = cj["eos_token_id"];
       }
     }
-    cj["finetuning_task"] = info.name;
+    cj["finetuning_task"] = lm ? std::string("lm") : info.name;
     cj["ladder_export"] = {{"checkpoint", path}, {"step", ck.step}, {"method", cfg.method}};
     if (sm) cj["ladder_export"][sm->name() + "_" + subs.unit] = sub_size;
 

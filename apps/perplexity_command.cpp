@@ -14,6 +14,8 @@
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/report.h"
+#include "apps/train/run_checkpoint.h"
+#include "apps/train/run_model.h"
 #include "core/backbones/backbone.h"
 #include "core/kernels/threading.h"
 #include "data/text_encoder.h"
@@ -21,11 +23,12 @@
 namespace ladder::apps {
 
 int perplexity_command(const std::vector<std::string>& args) {
-  std::string model_path, text_path, report_path;
+  std::string model_path, text_path, report_path, ckpt_arg;
   int threads = 0, ctx = 0, stride = 0, batch = 0;
   long max_tokens = 0;
   po::options_description desc("ladder perplexity");
-  desc.add_options()("model", po::value<std::string>(&model_path)->required(), "decoder: a GGUF file or a Hugging Face directory")(
+  desc.add_options()("model", po::value<std::string>(&model_path)->default_value(""), "decoder: a GGUF file or a Hugging Face directory")(
+      "checkpoint", po::value<std::string>(&ckpt_arg)->default_value(""), "instead of --model: a task lm run's checkpoint (file or run folder: its best) with its methods")(
       "text", po::value<std::string>(&text_path)->required(), "text file (e.g. <shared>/data/text/wikitext-2-raw/wiki.test.raw)")(
       "ctx", po::value<int>(&ctx)->default_value(512), "tokens per window")(
       "stride", po::value<int>(&stride)->default_value(0), "tokens between window starts (0: ctx, non-overlapping)")(
@@ -40,7 +43,22 @@ int perplexity_command(const std::vector<std::string>& args) {
   RunReport report("perplexity", args);
   report.set_config(effective_options(vm));
 
-  auto model = core::load_backbone(model_path);
+  if (model_path.empty() == ckpt_arg.empty()) throw std::runtime_error("give --model or --checkpoint (one of them)");
+  RunModel run;
+  std::unique_ptr<core::Backbone> plain;
+  if (!ckpt_arg.empty()) {
+    const std::string path = resolve_checkpoint(ckpt_arg, "best");
+    const core::CheckpointData ck = core::read_checkpoint(path);
+    TrainConfig cfg = config_from_checkpoint(ck, path, {});
+    if (cfg.task != "lm") throw std::runtime_error(path + ": a " + cfg.task + " run, not a language-model (task lm) one");
+    run = build_run_model(cfg);
+    load_trainable_params(run, ck, path);
+    model_path = cfg.model_dir;
+    std::printf("ladder perplexity: %s (step %lld, method %s)\n", path.c_str(), (long long)ck.step, cfg.method.c_str());
+  } else {
+    plain = core::load_backbone(model_path);
+  }
+  core::Backbone* model = plain ? plain.get() : run.backbone.get();
   if (!model->has_lm_head()) throw std::runtime_error(model_path + ": " + model->name() + " has no language-model head");
   if (ctx > model->config().max_positions)
     throw std::runtime_error("--ctx " + std::to_string(ctx) + " exceeds the model's context of " + std::to_string(model->config().max_positions));

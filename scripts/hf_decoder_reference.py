@@ -431,6 +431,11 @@ def cmd_lora_step(a) -> int:
 
 def cmd_ppl(a) -> int:
     tok, model, used = load(a.gguf, a.loader, a.attn or "sdpa")
+    if a.adapter:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, str(a.adapter))
+        model.eval()
+        used += f" + PEFT adapter {a.adapter}"
     text = open(a.text, encoding="utf-8", newline="").read()
     t0 = time.perf_counter()
     ids = tok(text, add_special_tokens=False).input_ids
@@ -531,6 +536,8 @@ def main() -> int:
     p.add_argument("--stride", type=int, default=512)
     p.add_argument("--max-tokens", type=int, default=0)
     p.add_argument("--batch", type=int, default=4, help="windows per forward (does not change the result)")
+    p.add_argument("--adapter", type=Path, default=None,
+                   help="a PEFT adapter directory (e.g. from `ladder export --format peft`) applied to the model")
     p.add_argument("--json", type=Path, default=None)
     p = common(sub.add_parser("generate"))
     p.add_argument("--prompt", required=True)
