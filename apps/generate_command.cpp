@@ -57,7 +57,7 @@ int generate_command(const std::vector<std::string>& args) {
   int threads = 0, max_new = 0;
   float temperature = 0, top_p = 1;
   uint64_t seed = 0;
-  bool chat = false, quiet = false;
+  bool chat = false, quiet = false, ignore_eos = false;
   po::options_description desc("ladder generate");
   desc.add_options()("model", po::value<std::string>(&model_path)->required(), "GGUF model file (Llama family: SmolLM2, Gemma 3)")(
       "prompt", po::value<std::string>(&prompt)->required(), "the text to continue (with --chat: the user's message)")(
@@ -66,7 +66,8 @@ int generate_command(const std::vector<std::string>& args) {
       "temperature", po::value<float>(&temperature)->default_value(0.0f), "0: greedy; > 0: sample at this temperature")(
       "top-p", po::value<float>(&top_p)->default_value(1.0f), "sampling: keep the most likely tokens up to this probability mass")(
       "seed", po::value<uint64_t>(&seed)->default_value(0), "sampling seed")(
-      "quiet", po::bool_switch(&quiet), "print only the generated text");
+      "quiet", po::bool_switch(&quiet), "print only the generated text")(
+      "ignore-eos", po::bool_switch(&ignore_eos), "generate --max-new-tokens tokens even past end-of-text (for timing)");
   add_common_options(desc, threads, report_path);
   po::variables_map vm;
   if (!parse_options("generate", args, desc, vm)) return 0;
@@ -101,6 +102,7 @@ int generate_command(const std::vector<std::string>& args) {
     ids.insert(ids.end(), body.begin(), body.end());
   }
   if (ids.empty()) throw std::runtime_error("--prompt encodes to no tokens");
+  if (ignore_eos) stops.clear();
   const int V = model->config().vocab_size;
   const int capacity = std::min(int(ids.size()) + max_new, model->config().max_positions);
   if (int(ids.size()) >= capacity)

@@ -370,6 +370,7 @@ def cmd_logits(a) -> int:
             "bos_prepended": [bool(tok.bos_token_id is not None and len(t) and t[0] == tok.bos_token_id and
                                    not p_.startswith(str(tok.bos_token))) for t, p_ in zip(all_ids, prompts)],
             "attn_implementation": a.attn or "eager", "threads": torch.get_num_threads(),
+            "dtype": "float64 (stored rounded to float32)" if a.float64 else "float32",
             "config": config_dict(model), "versions": versions()}
     print(f"hidden_states[{L}] is final-norm output: {last_is_normed}")
     w.write(info)
@@ -386,6 +387,8 @@ def cmd_lora_step(a) -> int:
     from peft import LoraConfig, get_peft_model
     tok, model, used = load(a.gguf, a.loader, a.attn or "eager")
     cfg = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, bias="none")
+    if a.float64:  # the exact reference both fp32 implementations are measured against
+        model = model.double()
     model = get_peft_model(model, cfg)
     rs = np.random.RandomState(a.seed)
     w = GoldenWriter(a.out)
@@ -394,8 +397,8 @@ def cmd_lora_step(a) -> int:
             A, B = m.lora_A["default"].weight, m.lora_B["default"].weight
             a_init = (rs.standard_normal(tuple(A.shape)) * 0.02).astype(np.float32)
             b_init = (rs.standard_normal(tuple(B.shape)) * 0.02).astype(np.float32)
-            A.copy_(torch.from_numpy(a_init))
-            B.copy_(torch.from_numpy(b_init))
+            A.copy_(torch.from_numpy(a_init).to(A.dtype))
+            B.copy_(torch.from_numpy(b_init).to(B.dtype))
             w.add(f"init.layers.{l}.{mod}.lora_A", a_init)
             w.add(f"init.layers.{l}.{mod}.lora_B", b_init)
     text = open(a.text, encoding="utf-8", newline="").read()[:200000]
@@ -408,12 +411,14 @@ def cmd_lora_step(a) -> int:
     loss.backward()
     w.add("input_ids", ids.to(torch.int32))
     w.add("loss", loss.detach().float().reshape(()))
+    if a.float64:
+        w.add("loss_f64", np.array([loss.item()], dtype=np.float64).astype(np.float32).reshape(()))
     w.add("logits_last", out.logits[:, -1].detach().float())
     gnorm = 0.0
     for l, mod, m in lora_targets(model):
         gA, gB = m.lora_A["default"].weight.grad, m.lora_B["default"].weight.grad
-        w.add(f"grad.layers.{l}.{mod}.lora_A", gA)
-        w.add(f"grad.layers.{l}.{mod}.lora_B", gB)
+        w.add(f"grad.layers.{l}.{mod}.lora_A", gA.float())
+        w.add(f"grad.layers.{l}.{mod}.lora_B", gB.float())
         gnorm += float(gA.double().pow(2).sum() + gB.double().pow(2).sum())
     print(f"loss {loss.item():.6f}; LoRA grad L2 norm {math.sqrt(gnorm):.6e}; ids[0][:8] {ids[0, :8].tolist()}")
     info = {"kind": "lora-step", "gguf": a.gguf.name, "loader": used, "loss": float(loss.item()),
@@ -424,6 +429,7 @@ def cmd_lora_step(a) -> int:
                          "first batch*seq tokens, row-major [batch, seq]",
             "loss_rule": "mean CE over batch*(seq-1) tokens, logits[:, :-1] vs ids[:, 1:]",
             "attn_implementation": a.attn or "eager", "threads": torch.get_num_threads(),
+            "dtype": "float64 (stored rounded to float32)" if a.float64 else "float32",
             "config": config_dict(model.base_model.model), "versions": versions()}
     w.write(info)
     return 0
@@ -530,6 +536,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seq", type=int, default=32)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--float64", action="store_true", help="run the step in float64 (an exact reference)")
     p = common(sub.add_parser("ppl"))
     p.add_argument("--text", type=Path, default=Path("/work/shared/data/text/wikitext-2-raw/wiki.test.raw"))
     p.add_argument("--ctx", type=int, default=512)

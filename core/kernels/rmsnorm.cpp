@@ -15,10 +15,11 @@ LADDER_HOT_KERNEL void rmsnorm_forward(float* out, float* rstd, const float* x, 
   for (int n = 0; n < N; ++n) {
     const float* xr = x + size_t(n) * C;
     float* o = out + size_t(n) * C;
-    float ss = 0.0f;
+    // The sum of squares in double: as accurate as PyTorch's pairwise float sum, whatever C.
+    double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
-    for (int c = 0; c < C; ++c) ss += xr[c] * xr[c];
-    const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+    for (int c = 0; c < C; ++c) ss += double(xr[c]) * xr[c];
+    const float r = 1.0f / std::sqrt(float(ss / C) + eps);
     if (rstd) rstd[n] = r;
 #pragma omp simd
     for (int c = 0; c < C; ++c) o[c] = (xr[c] * r) * (w[c] + off);
@@ -41,10 +42,11 @@ LADDER_HOT_KERNEL void rmsnorm_backward(float* dx, float* dw, const float* dy, c
       const float* d = dy + size_t(n) * C;
       float* o = dx + size_t(n) * C;
       const float r = rstd[n];
-      float dot = 0.0f;
+      // In double: dx subtracts two nearly equal terms when dy is nearly parallel to xhat.
+      double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-      for (int c = 0; c < C; ++c) dot += d[c] * (w[c] + off) * xr[c];
-      const float m = dot * r / float(C);  // mean(dy*g*xhat)
+      for (int c = 0; c < C; ++c) dot += double(d[c] * (w[c] + off)) * xr[c];
+      const float m = float(dot * r / C);  // mean(dy*g*xhat)
       if (pw) {
 #pragma omp simd
         for (int c = 0; c < C; ++c) pw[c] += d[c] * xr[c] * r;

@@ -1,8 +1,8 @@
 // The real decoders against Hugging Face transformers loading the same GGUF files
 // (scripts/hf_decoder_reference.py wrote the goldens, format "ladder-golden-v1": a JSON index into a raw
 // little-endian .bin): SmolLM2-135M-Instruct's and Gemma 3 270M's logits on the prompt set (each prompt
-// alone), their argmax at every position and their hidden states; and for SmolLM2 a PEFT LoRA step (r 8,
-// alpha 16 on q_proj and v_proj, the same A and B): the loss and every LoRA gradient.
+// alone), their argmax at every position and their hidden states; and a PEFT LoRA step (r 8,
+// alpha 16 on q_proj and v_proj, the same A and B) on each: the loss and every LoRA gradient.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -44,6 +44,16 @@ class Golden {
   nlohmann::json index_;
   std::vector<char> bin_;
 };
+
+// ||got - ref|| / ||ref||: the relative error of a whole tensor.
+double l2_rel_err(const float* got, const std::vector<float>& ref) {
+  double d = 0, m = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    d += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
+    m += double(ref[i]) * ref[i];
+  }
+  return std::sqrt(d / std::max(m, 1e-30));
+}
 
 double rel_err(const float* got, const std::vector<float>& ref) {
   double d = 0, m = 0;
@@ -119,12 +129,13 @@ TEST(DecoderRealParity, Gemma3LogitsAndHiddenStatesMatchTransformers) {
   check_logits(path, test::golden_dir() + "/gemma3_hf_logits");
 }
 
-TEST(DecoderRealParity, SmolLM2LoraStepMatchesPeft) {
-  const char* path = model_path("LADDER_SMOLLM2_GGUF");
-  if (!path) {
-    LADDER_SKIP_OR_FAIL() << "LADDER_SMOLLM2_GGUF not set (scripts/fetch_smollm2.sh fetches the file)";
-  }
-  const Golden g(test::golden_dir() + "/smollm2_hf_lora_step");
+namespace {
+// tol: ||diff|| / ||ref|| per LoRA gradient. Gemma 3's first layers' q_proj gradients pass through 18
+// sandwich-normed layers and each head's q norm; there ladder's fp32 is 1.2e-4 of a float64 run of the same
+// step and transformers' fp32 1.5e-5 (scripts/hf_decoder_reference.py lora-step --float64), so the bound is
+// 3e-4 there and 1e-4 for SmolLM2.
+void check_lora_step(const char* path, const std::string& stem, double tol) {
+  const Golden g(stem);
   auto m = load_backbone(path);
   adapters::MethodConfig mc;
   mc.set_text("lora_r", "8");
@@ -156,16 +167,36 @@ TEST(DecoderRealParity, SmolLM2LoraStepMatchesPeft) {
   causal_lm_targets(targets.data(), ids.data(), nullptr, B, T, -100);
   const Backbone::LmLoss l = m->lm_loss(targets.data(), -100, /*backward=*/true, 1.0f);
   const float ref_loss = g.read<float>("loss")[0];
-  std::printf("SmolLM2 LoRA step: loss %.6f (transformers + PEFT %.6f)\n", l.mean, ref_loss);
+  std::printf("%s LoRA step: loss %.6f (transformers + PEFT %.6f)\n", m->name().c_str(), l.mean, ref_loss);
   EXPECT_LE(std::fabs(l.mean - ref_loss) / ref_loss, 1e-4);
-  double worst = 0;
+  double worst = 0, worst_max = 0;
   for (auto& p : m->params().all()) {
     if (!p->trainable) continue;
     std::string n = p->name;
     n.replace(n.find("self_attn."), 10, "");
-    const double e = rel_err(p->g(), g.read<float>("grad." + n));
+    const auto ref = g.read<float>("grad." + n);
+    const double e = l2_rel_err(p->g(), ref), em = rel_err(p->g(), ref);
     worst = std::max(worst, e);
-    EXPECT_LE(e, 1e-4) << p->name;
+    worst_max = std::max(worst_max, em);
+    EXPECT_LE(e, tol) << p->name << " (max |diff| / max |ref| " << em << ")";
   }
-  std::printf("SmolLM2 LoRA step: %d LoRA gradients, worst max|diff|/max|ref| %.2e\n", loaded, worst);
+  std::printf("%s LoRA step: %d LoRA gradients, worst ||diff||/||ref|| %.2e (max|diff|/max|ref| %.2e)\n", m->name().c_str(),
+              loaded, worst, worst_max);
+}
+}  // namespace
+
+TEST(DecoderRealParity, SmolLM2LoraStepMatchesPeft) {
+  const char* path = model_path("LADDER_SMOLLM2_GGUF");
+  if (!path) {
+    LADDER_SKIP_OR_FAIL() << "LADDER_SMOLLM2_GGUF not set (scripts/fetch_smollm2.sh fetches the file)";
+  }
+  check_lora_step(path, test::golden_dir() + "/smollm2_hf_lora_step", 1e-4);
+}
+
+TEST(DecoderRealParity, Gemma3LoraStepMatchesPeft) {
+  const char* path = model_path("LADDER_GEMMA3_GGUF");
+  if (!path) {
+    LADDER_SKIP_OR_FAIL() << "LADDER_GEMMA3_GGUF not set (scripts/fetch_gemma3.sh fetches the file)";
+  }
+  check_lora_step(path, test::golden_dir() + "/gemma3_hf_lora_step", 3e-4);
 }
