@@ -47,6 +47,38 @@ INSTANTIATE_TEST_SUITE_P(Methods, DecoderMethods,
                                            Case{"full", true}, Case{"pfeiffer", true}),
                          [](const auto& info) { return info.param.method + (info.param.gemma ? "_gemma3" : "_llama"); });
 
+// Prompt tuning: soft tokens first (a decoder's prompt position), read through ids past the vocabulary; its
+// rows get exact gradients through every layer, the embedding scale of Gemma included.
+TEST(DecoderMethods, PromptTuningRowsGetExactGradients) {
+  for (bool gemma : {false, true}) {
+    auto m = core::load_backbone(test::write_tiny_llama(test::temp_dir(gemma ? "dec_prompt_g" : "dec_prompt_l"), 5, gemma, 0.0f));
+    adapters::MethodConfig o;
+    o.set("prompt_tokens", 3);
+    auto methods = adapters::apply_methods(*m, "prompt", o);
+    m->params().allocate_gradients();
+    const int V = m->config().vocab_size, C = m->config().hidden, B = 2, T = 7;
+    std::vector<int32_t> ids = {V, V + 1, V + 2, 5, 9, 11, 4, V, V + 1, V + 2, 7, 3, 2, 2};
+    std::vector<float> mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    const core::TokenBatch b{B, T, ids.data(), nullptr, mask.data()};
+    const auto r = test::randn(size_t(B) * T * C, 4);
+    core::StepOptions opt;
+    opt.save_for_backward = true;
+    opt.training = true;
+    m->forward(b, opt);
+    m->backward(r.data());
+    core::Parameter& rows = m->params().at("prompt_embeddings.weight");
+    const auto g = rows.grad.to_floats();
+    core::StepOptions fwd = opt;
+    fwd.save_for_backward = false;
+    auto loss = [&] {
+      m->forward(b, fwd);
+      return test::dot(m->last_hidden(), r);
+    };
+    test::expect_directional_grad_ok(gemma ? "gemma3 prompt rows" : "llama prompt rows", loss, rows.w(),
+                                     size_t(rows.value.numel()), g.data(), 1e-2, 5e-3, 3e-3);
+  }
+}
+
 TEST(DecoderMethods, BitFitIsRefusedWithoutBiases) {
   auto m = core::load_backbone(test::write_tiny_llama(test::temp_dir("dec_bitfit"), 5, false));
   try {
