@@ -16,10 +16,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/checkpoint.h"
+#include "tests/support/same_training.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder;
+using ladder::test::expect_same_training;
+using ladder::test::final_checkpoint;
 
 namespace {
 
@@ -60,27 +63,6 @@ std::vector<std::string> lm_args(const std::string& dir, const std::string& meth
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& extra) {
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
-}
-
-core::CheckpointData final_checkpoint(const std::string& dir, int step) {
-  return core::read_checkpoint(dir + "/checkpoints/" + core::CheckpointDirectory::file_name(step));
-}
-
-void expect_same_training(const std::string& ref, const std::string& other, int steps, double tol) {
-  const auto a = final_checkpoint(ref, steps), b = final_checkpoint(other, steps);
-  const auto& la = a.metrics.at("loss");
-  const auto& lb = b.metrics.at("loss");
-  ASSERT_EQ(la.size(), size_t(steps));
-  ASSERT_EQ(lb.size(), size_t(steps));
-  for (int i = 0; i < steps; ++i) EXPECT_NEAR(la[size_t(i)], lb[size_t(i)], 1e-4 * std::fabs(la[size_t(i)])) << other << " step " << i + 1;
-  ASSERT_EQ(a.params.size(), b.params.size());
-  for (size_t i = 0; i < a.params.size(); ++i) {
-    ASSERT_EQ(a.params[i].first, b.params[i].first);
-    const auto x = a.params[i].second.to_floats(), y = b.params[i].second.to_floats();
-    double worst = 0;
-    for (size_t k = 0; k < x.size(); ++k) worst = std::max(worst, double(std::fabs(x[k] - y[k])));
-    EXPECT_LE(worst, tol) << other << ": parameter " << a.params[i].first;
-  }
 }
 
 double eval_metric(const std::string& dir, const std::string& name) {

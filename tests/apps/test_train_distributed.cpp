@@ -14,10 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/checkpoint.h"
+#include "tests/support/same_training.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
 using namespace ladder;
+using ladder::test::expect_same_training;
+using ladder::test::final_checkpoint;
 
 namespace {
 
@@ -56,30 +59,6 @@ int train_at(const Layout& l, const std::string& dir, const std::string& method,
 std::string log_of(const std::string& dir) {
   std::ifstream in(dir + "/log.txt");
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-core::CheckpointData final_checkpoint(const std::string& dir, int step) {
-  return core::read_checkpoint(dir + "/checkpoints/" + core::CheckpointDirectory::file_name(step));
-}
-
-// Loss series within a relative 1e-4 and every trainable parameter within `tol` of the reference's largest
-// update scale.
-void expect_same_training(const std::string& ref, const std::string& other, int steps, double tol) {
-  const auto a = final_checkpoint(ref, steps), b = final_checkpoint(other, steps);
-  const auto& la = a.metrics.at("loss");
-  const auto& lb = b.metrics.at("loss");
-  ASSERT_EQ(la.size(), size_t(steps));
-  ASSERT_EQ(lb.size(), size_t(steps));
-  for (int i = 0; i < steps; ++i) EXPECT_NEAR(la[size_t(i)], lb[size_t(i)], 1e-4 * std::fabs(la[size_t(i)])) << other << " step " << i + 1;
-  ASSERT_EQ(a.params.size(), b.params.size());
-  for (size_t i = 0; i < a.params.size(); ++i) {
-    ASSERT_EQ(a.params[i].first, b.params[i].first);
-    const auto x = a.params[i].second.to_floats(), y = b.params[i].second.to_floats();
-    ASSERT_EQ(x.size(), y.size());
-    double worst = 0;
-    for (size_t k = 0; k < x.size(); ++k) worst = std::max(worst, double(std::fabs(x[k] - y[k])));
-    EXPECT_LE(worst, tol) << other << ": parameter " << a.params[i].first;
-  }
 }
 
 nlohmann::json report_of(const std::string& dir) {
@@ -185,9 +164,11 @@ TEST(TensorParallel, CheckpointsHoldWholeTensorsAndResumeAtAnyLayout) {
   const std::string a = test::temp_dir("tp_resume_a"), b = test::temp_dir("tp_resume_b");
   ASSERT_EQ(train_at({4, 4, 1, 2}, a, "lora", 10, constant), 0) << log_of(a);
   const auto mid = final_checkpoint(a, 10);
-  for (const auto& [name, t] : mid.params)  // whole tensors, as one process would write them
-    if (name.find("ffn_out.lora_A") != std::string::npos || name.find("query.lora_B") != std::string::npos)
+  for (const auto& [name, t] : mid.params) {  // whole tensors, as one process would write them
+    if (name.find("ffn_out.lora_A") != std::string::npos || name.find("query.lora_B") != std::string::npos) {
       EXPECT_EQ(t.dim(0) * t.dim(1), int64_t(8) * (name.find("ffn_out") != std::string::npos ? 1536 : 384)) << name;
+    }
+  }
   ASSERT_EQ(train_at({1, 8, 1}, a, "lora", 20, constant), 0) << log_of(a);
   EXPECT_NE(log_of(a).find("resumed from"), std::string::npos);
   expect_same_training(ref, a, 20, 2e-5);
