@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "adapters/method.h"
@@ -174,6 +175,36 @@ TEST(TensorParallelBackbone, HeadsThatDoNotDivideAreRefused) {
     FAIL() << "a 2-head model split over 4 ranks must be refused";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("does not divide the model's 2 attention heads"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ladder
+
+namespace ladder {
+namespace {
+
+// Grouped-query attention splits whole key/value heads: a model with fewer of them than ranks (Gemma 3 270M
+// has one) is refused by name rather than sharded wrongly.
+TEST(TensorParallelBackbone, KeyValueHeadsThatDoNotDivideAreRefused) {
+  parallel::Communicator& world = test::test_world();
+  if (world.size() < 2) GTEST_SKIP() << "tensor parallelism needs at least 2 ranks";
+  parallel::ProcessGrid grid(world, 2);
+  parallel::CommTensorParallelGroup group(grid.tp_comm());
+  const std::string dir = model_dir("llama", world.rank());
+  {
+    std::ifstream in(dir + "/config.json");
+    std::string cfg((std::istreambuf_iterator<char>(in)), {});
+    const size_t at = cfg.find("\"num_key_value_heads\": 2");
+    ASSERT_NE(at, std::string::npos) << cfg;
+    cfg.replace(at, 24, "\"num_key_value_heads\": 1");
+    std::ofstream(dir + "/config.json") << cfg;
+  }
+  try {
+    core::load_backbone(dir, &group);
+    FAIL() << "one key/value head split over 2 ranks must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("does not divide the model's 1 key/value heads"), std::string::npos) << e.what();
   }
 }
 
