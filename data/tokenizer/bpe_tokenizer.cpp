@@ -111,6 +111,33 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
   return t;
 }
 
+namespace {
+// The pre-tokenizers this BPE reproduces exactly: GPT-2's ByteLevel (regex on, no prefix space), and
+// Digits(individual_digits) before it (SmolLM2). Anything else would tokenize silently wrong: an error
+// naming the file and what it asks for.
+bool is_gpt2_byte_level(const nlohmann::json& p) {
+  return p.is_object() && p.value("type", std::string()) == "ByteLevel" && !p.value("add_prefix_space", false) &&
+         p.value("use_regex", true);
+}
+}  // namespace
+
+ByteLevelBpeTokenizer::PreTokenizer ByteLevelBpeTokenizer::pre_tokenizer_of(const nlohmann::json& j, const std::string& path) {
+  if (!j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null()) return PreTokenizer::gpt2;
+  const auto& p = j["pre_tokenizer"];
+  if (is_gpt2_byte_level(p)) return PreTokenizer::gpt2;
+  if (p.is_object() && p.value("type", std::string()) == "Sequence" && p.contains("pretokenizers") &&
+      p["pretokenizers"].is_array() && p["pretokenizers"].size() == 2) {
+    const auto& d = p["pretokenizers"][0];
+    if (d.is_object() && d.value("type", std::string()) == "Digits" && d.value("individual_digits", false) &&
+        is_gpt2_byte_level(p["pretokenizers"][1]))
+      return PreTokenizer::gpt2_individual_digits;
+  }
+  std::string what = p.dump();
+  if (what.size() > 160) what = what.substr(0, 160) + "...";
+  throw std::runtime_error("tokenizer.json '" + path + "': pre_tokenizer " + what +
+                           " is not supported (GPT-2's ByteLevel, or Digits(individual_digits) then ByteLevel)");
+}
+
 ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::string& path) {
   nlohmann::json j;
   try {
@@ -144,6 +171,7 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
   if (j.contains("added_tokens") && j["added_tokens"].is_array())
     for (const auto& a : j["added_tokens"]) added.emplace_back(a.at("content").get<std::string>(), a.at("id").get<int32_t>());
   ByteLevelBpeTokenizer t;
+  t.pre_ = pre_tokenizer_of(j, path);
   t.build(std::move(vocab), merges, std::move(added), [&](size_t k) {
     return "tokenizer.json '" + path + "' model.merges[" + std::to_string(k) + "]";
   });

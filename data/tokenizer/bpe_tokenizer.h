@@ -12,6 +12,7 @@
 // Unicode 16, so code points first assigned in Unicode 16 may split differently.
 // Thread-safe for concurrent const calls: the only mutable state is a word cache behind a shared_mutex.
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,7 +31,8 @@ class ByteLevelBpeTokenizer {
   // GPT-2's vocab.json (token -> id) and merges.txt ("#version" line, then "a b" per line, by rank).
   // Errors name the file, and the line for a malformed or out-of-vocabulary merge.
   static ByteLevelBpeTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
-  // An HF tokenizers JSON: model.vocab, model.merges ("a b" strings or [a, b] pairs), added_tokens.
+  // An HF tokenizers JSON: model.vocab, model.merges ("a b" strings or [a, b] pairs), added_tokens, and its
+  // pre_tokenizer (GPT-2's ByteLevel, or SmolLM2's Digits then ByteLevel; any other is an error).
   static ByteLevelBpeTokenizer from_tokenizer_json(const std::string& path);
   // tokens[id] in the byte-level alphabet, merges "a b" by rank, and the tokens matched verbatim in the
   // raw text (specials; each must be in `tokens`). `merges_where` names the merge list in errors
@@ -73,6 +75,7 @@ class ByteLevelBpeTokenizer {
   std::vector<std::pair<std::string, int32_t>> added_;                // matched verbatim in the input
   int32_t eos_id_ = -1;
   PreTokenizer pre_ = PreTokenizer::gpt2;
+  static PreTokenizer pre_tokenizer_of(const nlohmann::json& tokenizer_json, const std::string& path);
   std::unique_ptr<WordCache> cache_;
 };
 

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <filesystem>
+#include <unistd.h>
 
 #include "tests/support/test_paths.h"
 
@@ -151,6 +153,43 @@ TEST(ByteLevelBpeTokenizer, ConcurrentCallsGiveSameIds) {
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < 4; ++t) EXPECT_EQ(bad[t], 0u) << "thread " << t;
+}
+
+}  // namespace
+}  // namespace ladder::data
+
+// tokenizer.json's pre_tokenizer decides how text is cut: SmolLM2's Digits(individual_digits) before
+// ByteLevel splits every digit; a pre-tokenizer this BPE does not reproduce (Llama 3's Split regex) is an
+// error naming the file, not silently different ids.
+namespace ladder::data {
+namespace {
+
+TEST(BpeTokenizer, TokenizerJsonPreTokenizerIsReadOrRefused) {
+  std::ifstream in(gpt2_dir() + "/tokenizer.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  const std::string dir = std::filesystem::temp_directory_path().string() + "/ladder_bpe_pre_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  j["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}},
+                                           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}}}};
+  std::ofstream(dir + "/digits.json") << j.dump();
+  const auto plain = ladder::data::ByteLevelBpeTokenizer::from_tokenizer_json(gpt2_dir() + "/tokenizer.json");
+  const auto digits = ladder::data::ByteLevelBpeTokenizer::from_tokenizer_json(dir + "/digits.json");
+  const std::string text = "In 2019 it cost 12345 dollars.";
+  EXPECT_LT(plain.encode(text).size(), digits.encode(text).size());
+  EXPECT_EQ(digits.decode(digits.encode(text)), text);
+  size_t digit_tokens = 0;
+  for (int32_t id : digits.encode(" 12345")) digit_tokens += digits.decode({id}).find_first_of("0123456789") != std::string::npos;
+  EXPECT_EQ(digit_tokens, 5u);
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\p{N}{1,3}"}}}, {"behavior", "Isolated"}};
+  std::ofstream(dir + "/split.json") << j.dump();
+  try {
+    ladder::data::ByteLevelBpeTokenizer::from_tokenizer_json(dir + "/split.json");
+    FAIL() << "an unsupported pre_tokenizer must be refused";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("split.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("pre_tokenizer"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
