@@ -116,16 +116,16 @@ std::string hf_name_of_gguf_tensor(const std::string& g, Architecture arch) {
 
 SafetensorsCheckpoint checkpoint_from_gguf(const GgufFile& f, const TransformerConfig& cfg) {
   SafetensorsImageBuilder image;
-  std::vector<std::pair<const GgufTensorInfo*, std::string>> todo;
+  std::vector<std::pair<const GgufTensorInfo*, std::string>> wanted;
   for (auto& t : f.tensors()) {
     const std::string hf = hf_name_of_gguf_tensor(t.name, cfg.arch);
     if (hf.empty()) continue;
     image.declare(hf, t.shape);
-    todo.emplace_back(&t, hf);
+    wanted.emplace_back(&t, hf);
   }
   image.allocate(f.path());
   std::vector<float> tmp;
-  for (auto& [t, hf] : todo) {
+  for (auto& [t, hf] : wanted) {
     float* dst = image.data(hf);
     const bool q = hf.find("self_attn.q_proj.") != std::string::npos, k = hf.find("self_attn.k_proj.") != std::string::npos;
     if (cfg.arch == Architecture::llama && (q || k)) {

@@ -92,8 +92,6 @@ ClassifierLayout LlamaModel::classifier_layout() const {
           /*from_pooler=*/false, /*bias=*/false, /*dropout=*/false};
 }
 
-const RopeTable& LlamaModel::rope_of(int layer) const { return *blocks_[size_t(layer)].attn.rope; }
-
 Tensor LlamaModel::hidden_state(int i) const {
   if (i < 0 || i > cfg_.layers) throw std::out_of_range("hidden_state " + std::to_string(i) + " of a " + std::to_string(cfg_.layers) + "-layer model");
   if (i == cfg_.layers) return final_;

@@ -47,7 +47,6 @@ class LlamaModel : public Backbone {
 
  private:
   int block_slot(int i) const { return keep_all_ ? i : i % 2; }
-  const RopeTable& rope_of(int layer) const;
   // logits [rows, V] OVERWRITTEN from final-norm rows h [rows, C] (gathered over the vocabulary under tp).
   void head_forward(float* logits, const float* h, int rows) const;
 

@@ -151,8 +151,8 @@ void GroupedQueryAttention::forward_cached(float* y, const float* x, int B, int 
   float* qc = scratch.ctx.data<float>();
   float* kc = scratch.kc.data<float>();
   float* vc = scratch.vc.data<float>();
-  Buffers raw;  // the q/k norms' pre-norm values: not needed after the step
-  project(qc, Dq, kc, vc, x, pos.data(), N, raw, false, nullptr);
+  // The q/k norms' pre-norm values go to the scratch set too: nothing reads them after the step.
+  project(qc, Dq, kc, vc, x, pos.data(), N, scratch, false, nullptr);
   float* K = cache.k.data<float>();
   float* V = cache.v.data<float>();
   for (int bb = 0; bb < B; ++bb)

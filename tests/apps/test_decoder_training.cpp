@@ -164,8 +164,43 @@ TEST(DecoderTraining, PromptResponsePairsTrainOnTheResponseAndSst2ClassifiesWith
             0)
       << slurp(sst + "/../sst.log");
   const double acc = eval_metric(sst, "accuracy");
-  EXPECT_GE(acc, 0.0);
-  EXPECT_LE(acc, 1.0);
+  EXPECT_TRUE(acc >= 0.0 && acc <= 1.0) << acc;
+  // The classifier is transformers' layout for a decoder: `score` [2, d] without a bias, trained with LoRA.
+  const auto ck = final_checkpoint(sst, 2);
+  bool score = false, lora = false;
+  for (const auto& [name, t] : ck.params) {
+    if (name == "score.weight") {
+      score = true;
+      EXPECT_EQ(t.dim(0), 2);
+      EXPECT_EQ(t.dim(1), 576);
+    }
+    EXPECT_NE(name, "score.bias");
+    lora = lora || name.find("self_attn.q_proj.lora_A") != std::string::npos;
+  }
+  EXPECT_TRUE(score && lora);
+}
+
+// Bad values of the decoder commands' options are refused before any model is read, naming the option.
+TEST(DecoderTraining, BadOptionsNameTheOption) {
+  const std::string dir = test::temp_dir("dec_badopts");
+  const std::string nowhere = dir + "/missing.gguf";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"generate", "--model", nowhere, "--prompt", "x", "--top-p", "0"}, "--top-p"},
+      {{"generate", "--model", nowhere, "--prompt", "x", "--temperature", "-1"}, "--temperature"},
+      {{"generate", "--model", nowhere, "--prompt", "x", "--max-new-tokens", "0"}, "--max-new-tokens"},
+      {{"generate", "--model", nowhere, "--prompt", "x"}, "not a GGUF file"},
+      {{"perplexity", "--model", nowhere, "--text", nowhere, "--ctx", "1"}, "--ctx"},
+      {{"perplexity", "--model", nowhere, "--text", nowhere, "--ctx", "8", "--stride", "9"}, "--stride"},
+      {{"perplexity", "--text", nowhere}, "--model or --checkpoint"},
+      {{"train", "--model.dir", nowhere, "--task.name", "lm", "--task.format", "chat", "--checkpoint.dir", dir}, "task.format"},
+  };
+  int i = 0;
+  for (const auto& [args, want] : cases) {
+    const std::string log = dir + "/" + std::to_string(i++) + ".log";
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    EXPECT_NE(run(args[0], rest, log), 0) << args[0] << " " << want;
+    EXPECT_NE(slurp(log).find(want), std::string::npos) << slurp(log);
+  }
 }
 
 TEST(DecoderTraining, GenerateAnswersAndExportWritesACausalLmAdapter) {
